@@ -1,0 +1,31 @@
+//! What every nodeguard tool shares, and nothing more.
+//!
+//! Each tool is a small binary that reads a node (under `--host-root`) and
+//! prints one JSON document. The pieces here are the ones whose behaviour
+//! must be identical across tools because scripts, alerts and the cluster
+//! report depend on it:
+//!
+//! - [`exit`]: the exit-code contract (0 ok, 1 findings at/above `--fail-on`,
+//!   2+ error) and the `main` wrapper that maps errors to it;
+//! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
+//! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
+//! - [`hostroot`]: path resolution that never escapes the host root;
+//! - [`atomic`]: files written via temp file + fsync + rename;
+//! - [`process`]: subprocesses with timeouts that kill the process group;
+//! - [`redact`]: secret values scrubbed from logs, errors and captured output;
+//! - [`metrics`]: Prometheus textfile-collector output;
+//! - [`logging`]: `env_logger` on stderr, through the redactor.
+//!
+//! Tool-specific types (reports, checks, profiles) stay in their own crates.
+
+pub mod atomic;
+pub mod cli;
+pub mod exit;
+pub mod hostroot;
+pub mod logging;
+pub mod metrics;
+pub mod process;
+pub mod redact;
+pub mod report;
+
+pub use hostroot::HostRoot;

@@ -1,0 +1,4 @@
+//! `install-agent`: not implemented yet.
+
+/// The tool's name as it appears in reports and metrics.
+pub const TOOL: &str = "install-agent";

@@ -1,0 +1,4 @@
+//! `scan-images`: not implemented yet.
+
+/// The tool's name as it appears in reports and metrics.
+pub const TOOL: &str = "scan-images";

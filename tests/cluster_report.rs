@@ -1,0 +1,1 @@
+//! Black-box tests for `cluster-report` (written with the tool).

@@ -1,0 +1,1 @@
+//! Black-box tests for `detect-host` (written with the tool).

@@ -1,0 +1,1 @@
+//! Black-box tests for `install-agent` (written with the tool).

@@ -1,0 +1,1 @@
+//! Black-box tests for `scan-images` (written with the tool).

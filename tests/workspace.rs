@@ -1,0 +1,33 @@
+//! Workspace-wide contracts every tool must keep: the `--help` documents the
+//! exit codes, every flag has a `NODEGUARD_*` variable, and a missing host
+//! root is exit 2 naming the path.
+
+use crate::harness::{run, tool, TOOLS};
+
+#[test]
+fn every_tool_documents_exit_codes_and_env_vars_in_help() {
+    for name in TOOLS {
+        let out = run(tool(name).arg("--help"));
+        if out.stdout.is_empty() {
+            // A tool not delivered yet says so and exits 2; nothing to check.
+            assert_eq!(out.code, 2, "{name} --help: {}", out.stderr);
+            assert!(
+                out.stderr.contains("not implemented yet"),
+                "{name}: {}",
+                out.stderr
+            );
+            continue;
+        }
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains("Exit codes"),
+            "{name} --help lacks exit codes:\n{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("NODEGUARD_HOST_ROOT"),
+            "{name} --help lacks env vars:\n{}",
+            out.stdout
+        );
+    }
+}
