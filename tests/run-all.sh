@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine and runs every check CI runs:
 # per-area setup (packages, fixture artefacts), rustfmt, clippy, all tests,
-# shellcheck. Run it as root: the setup installs packages, and the tests that
+# and the shell linter. Run it as root: the setup installs packages, and the
+# tests that boot a node or start containerd need root (they skip otherwise).
 # boot a node or start containerd need root (they skip loudly otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
