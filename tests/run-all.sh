@@ -3,7 +3,6 @@
 # per-area setup (packages, fixture artefacts), rustfmt, clippy, all tests,
 # and the shell linter. Run it as root: the setup installs packages, and the
 # tests that boot a node or start containerd need root (they skip otherwise).
-# boot a node or start containerd need root (they skip loudly otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
