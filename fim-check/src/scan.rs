@@ -1,0 +1,62 @@
+//! The scan pipeline: the walk of the next chunk runs while the current
+//! chunk is hashed on the thread pool; chunks leave in walk order, so the
+//! output is deterministic and at most two chunks are in memory.
+
+use crate::hash::{hash_entry, BUF_SIZE};
+use crate::policy::Policy;
+use crate::throttle::RateLimit;
+use crate::walk::{read_links_and_xattrs, Item, Scope, Walker};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// Items per chunk: enough to keep both halves of the pipeline busy.
+const CHUNK_ITEMS: usize = 4096;
+/// Content bytes per chunk: bounds the time one chunk takes to hash.
+const CHUNK_BYTES: u64 = 256 << 20;
+
+thread_local! {
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; BUF_SIZE]);
+}
+
+/// Everything the scan needs to read the host.
+#[derive(Debug)]
+pub struct Source<'a> {
+    pub root: &'a Path,
+    pub root_fd: &'a OwnedFd,
+    pub policy: &'a Policy,
+    pub scope: Scope,
+    pub rate: Option<&'a RateLimit>,
+}
+
+/// Walks and hashes, handing every item to `sink` in path order.
+pub fn scan(
+    src: &Source<'_>,
+    sink: &mut dyn FnMut(Item) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut walker = Walker::new(src.root, src.policy, src.scope.clone());
+    let mut current = walker.next_chunk(CHUNK_ITEMS, CHUNK_BYTES);
+    while !current.is_empty() {
+        let (next, ()) = rayon::join(
+            || walker.next_chunk(CHUNK_ITEMS, CHUNK_BYTES),
+            || enrich(src.root, src.root_fd, &mut current, src.rate),
+        );
+        for item in current.drain(..) {
+            sink(item)?;
+        }
+        current = next;
+    }
+    Ok(())
+}
+
+fn enrich(root: &Path, root_fd: &OwnedFd, items: &mut [Item], rate: Option<&RateLimit>) {
+    items.par_iter_mut().for_each(|item| {
+        if let Item::Entry { entry, dev } = item {
+            read_links_and_xattrs(root, entry);
+            if entry.wants_hash() {
+                READ_BUF.with(|b| hash_entry(root_fd, entry, *dev, &mut b.borrow_mut(), rate));
+            }
+        }
+    });
+}
