@@ -126,7 +126,7 @@ fn builtin_policy_clean_check_then_every_kind_of_change() {
     clean.assert_code(0);
     let v = clean.json();
     for k in ["added", "removed", "changed", "errors", "scanned"] {
-        assert_eq!(v["summary"][k].as_u64().is_some(), true, "summary.{k}");
+        assert!(v["summary"][k].as_u64().is_some(), "summary.{k}");
     }
     assert_eq!(v["summary"]["changed"], 0, "{v}");
     // /etc, /etc/passwd, /etc/ssh, sshd_config, /usr/bin, kubelet, /bin, config.yaml
