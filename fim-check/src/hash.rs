@@ -120,7 +120,7 @@ fn try_hash(
     rate: Option<&RateLimit>,
 ) -> Result<[u8; 32], String> {
     let mut f = open_beneath(root, &e.path).map_err(|err| match err.raw_os_error() {
-        Some(libc::ENOENT) => "vanished during the scan".to_string(),
+        Some(libc::ENOENT) => crate::walk::VANISHED.to_string(),
         Some(libc::ELOOP) | Some(libc::EXDEV) => {
             "replaced by a symlink during the scan".to_string()
         }

@@ -54,9 +54,65 @@ fn enrich(root: &Path, root_fd: &OwnedFd, items: &mut [Item], rate: Option<&Rate
     items.par_iter_mut().for_each(|item| {
         if let Item::Entry { entry, dev } = item {
             read_links_and_xattrs(root, entry);
-            if entry.wants_hash() {
+            if entry.wants_hash() && entry.error.as_deref() != Some(crate::walk::VANISHED) {
                 READ_BUF.with(|b| hash_entry(root_fd, entry, *dev, &mut b.borrow_mut(), rate));
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Entry;
+    use std::fs::File;
+
+    /// Files that vanish, change or are swapped for symlinks between the
+    /// walk and the hashing are reported per entry, never fatal.
+    #[test]
+    fn files_changing_between_walk_and_hash_are_entry_errors() {
+        let d = tempfile::tempdir().expect("tmp");
+        for name in ["gone", "grown", "swapped", "steady"] {
+            std::fs::write(d.path().join(name), name).expect("write");
+        }
+        let policy = Policy::parse("[[rule]]\npath = \"/\"\nattributes = \"content\"\n", "t")
+            .expect("policy");
+        let mut walker = Walker::new(d.path(), &policy, Scope::default());
+        let mut items = walker.next_chunk(100, u64::MAX);
+        assert!(walker.next_chunk(100, u64::MAX).is_empty());
+        std::fs::remove_file(d.path().join("gone")).expect("rm");
+        std::fs::write(d.path().join("grown"), "grown and longer").expect("write");
+        std::fs::remove_file(d.path().join("swapped")).expect("rm");
+        std::os::unix::fs::symlink("steady", d.path().join("swapped")).expect("symlink");
+        let root_fd = OwnedFd::from(File::open(d.path()).expect("open"));
+        enrich(d.path(), &root_fd, &mut items, None);
+        let entry = |name: &str| -> &Entry {
+            items
+                .iter()
+                .find_map(|i| match i {
+                    Item::Entry { entry, .. } if entry.path == format!("/{name}").as_bytes() => {
+                        Some(entry)
+                    }
+                    _ => None,
+                })
+                .expect("entry")
+        };
+        assert_eq!(
+            entry("gone").error.as_deref(),
+            Some("vanished during the scan")
+        );
+        assert_eq!(
+            entry("grown").error.as_deref(),
+            Some("modified while being hashed")
+        );
+        assert!(
+            entry("swapped")
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("symlink")),
+            "{:?}",
+            entry("swapped").error
+        );
+        assert!(entry("steady").error.is_none() && entry("steady").sha256.is_some());
+    }
 }

@@ -150,7 +150,7 @@ impl<'p> Walker<'p> {
                 let message = if err.io_error().map(std::io::Error::kind)
                     == Some(std::io::ErrorKind::NotFound)
                 {
-                    "vanished during the scan".to_string()
+                    VANISHED.to_string()
                 } else {
                     message
                 };
@@ -201,6 +201,9 @@ impl<'p> Walker<'p> {
     }
 }
 
+/// The message for an object that disappeared while it was examined.
+pub const VANISHED: &str = "vanished during the scan";
+
 /// Fills what needs more than the walk's lstat: symlink targets and
 /// extended attributes (both read without following links).
 pub fn read_links_and_xattrs(root: &Path, e: &mut Entry) {
@@ -208,6 +211,7 @@ pub fn read_links_and_xattrs(root: &Path, e: &mut Entry) {
     if e.ftype == FileType::Symlink && e.attrs.has(Attr::LinkTarget) {
         match std::fs::read_link(&full) {
             Ok(t) => e.link_target = t.into_os_string().into_vec(),
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => e.add_error(VANISHED),
             Err(err) => e.add_error(format!("cannot read link: {err}")),
         }
     }
@@ -215,6 +219,7 @@ pub fn read_links_and_xattrs(root: &Path, e: &mut Entry) {
         match read_xattrs(&full) {
             Ok(x) => e.xattrs = x,
             Err(err) if err.raw_os_error() == Some(libc::ENOTSUP) => {}
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => e.add_error(VANISHED),
             Err(err) => e.add_error(format!("cannot read extended attributes: {err}")),
         }
     }
