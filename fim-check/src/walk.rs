@@ -121,10 +121,12 @@ impl<'p> Walker<'p> {
     fn visit(&mut self, dent: &walkdir::DirEntry) -> Option<Item> {
         let depth = dent.depth();
         self.stack.truncate(depth);
-        let (parent, parent_dev) = if depth == 0 {
-            (Inherit::default(), None)
-        } else {
-            (self.stack[depth - 1].0, Some(self.stack[depth - 1].1))
+        let (parent, parent_dev) = match depth.checked_sub(1).map(|d| self.stack.get(d)) {
+            None => (Inherit::default(), None),
+            Some(Some((inherit, dev))) => (*inherit, Some(*dev)),
+            // Children of a directory we did not descend into (cannot
+            // happen with skip_current_dir; never index out of bounds).
+            Some(None) => return None,
         };
         let path = self.rel(dent.path());
         let is_dir = dent.file_type().is_dir();
@@ -207,6 +209,10 @@ pub const VANISHED: &str = "vanished during the scan";
 /// Fills what needs more than the walk's lstat: symlink targets and
 /// extended attributes (both read without following links).
 pub fn read_links_and_xattrs(root: &Path, e: &mut Entry) {
+    let link = e.ftype == FileType::Symlink && e.attrs.has(Attr::LinkTarget);
+    if !link && !e.attrs.has(Attr::Xattrs) {
+        return;
+    }
     let full = full_path(root, &e.path);
     if e.ftype == FileType::Symlink && e.attrs.has(Attr::LinkTarget) {
         match std::fs::read_link(&full) {
