@@ -8,12 +8,14 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// Read size: large enough that syscalls vanish next to SHA-256, small
 /// enough to stay in L2.
@@ -155,6 +157,34 @@ fn try_hash(
         return Err("modified while being hashed".into());
     }
     Ok(digest)
+}
+
+/// Digests of multiply-linked inodes already hashed in this run, so each
+/// inode is read once. An entry is valid for another name of the inode only
+/// while size, mtime and ctime are what that name's lstat shows.
+#[derive(Debug, Default)]
+pub struct LinkCache(Mutex<HashMap<(u64, u64), LinkState>>);
+
+type LinkState = (u64, Timestamp, Timestamp, [u8; 32]);
+
+impl LinkCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64), LinkState>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, dev: u64, e: &Entry) -> Option<[u8; 32]> {
+        match self.map().get(&(dev, e.inode)) {
+            Some((size, m, c, d)) if (*size, *m, *c) == (e.size, e.mtime, e.ctime) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn put(&self, dev: u64, e: &Entry, digest: [u8; 32]) {
+        self.map()
+            .insert((dev, e.inode), (e.size, e.mtime, e.ctime, digest));
+    }
 }
 
 /// SHA-256 of the first `len` bytes of a file (growing-file checks).

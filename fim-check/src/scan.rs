@@ -2,7 +2,7 @@
 //! chunk is hashed on the thread pool; chunks leave in walk order, so the
 //! output is deterministic and at most two chunks are in memory.
 
-use crate::hash::{hash_entry, BUF_SIZE};
+use crate::hash::{hash_entry, LinkCache, BUF_SIZE};
 use crate::policy::Policy;
 use crate::throttle::RateLimit;
 use crate::walk::{read_links_and_xattrs, Item, Scope, Walker};
@@ -36,11 +36,12 @@ pub fn scan(
     sink: &mut dyn FnMut(Item) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut walker = Walker::new(src.root, src.policy, src.scope.clone());
+    let links = LinkCache::default();
     let mut current = walker.next_chunk(CHUNK_ITEMS, CHUNK_BYTES);
     while !current.is_empty() {
         let (next, ()) = rayon::join(
             || walker.next_chunk(CHUNK_ITEMS, CHUNK_BYTES),
-            || enrich(src.root, src.root_fd, &mut current, src.rate),
+            || enrich(src, &links, &mut current),
         );
         for item in current.drain(..) {
             sink(item)?;
@@ -50,13 +51,23 @@ pub fn scan(
     Ok(())
 }
 
-fn enrich(root: &Path, root_fd: &OwnedFd, items: &mut [Item], rate: Option<&RateLimit>) {
+fn enrich(src: &Source<'_>, links: &LinkCache, items: &mut [Item]) {
     items.par_iter_mut().for_each(|item| {
-        if let Item::Entry { entry, dev } = item {
-            read_links_and_xattrs(root, entry);
-            if entry.wants_hash() && entry.error.as_deref() != Some(crate::walk::VANISHED) {
-                READ_BUF.with(|b| hash_entry(root_fd, entry, *dev, &mut b.borrow_mut(), rate));
-            }
+        let Item::Entry { entry, dev } = item else {
+            return;
+        };
+        read_links_and_xattrs(src.root, entry);
+        if !entry.wants_hash() || entry.error.as_deref() == Some(crate::walk::VANISHED) {
+            return;
+        }
+        let linked = entry.links > 1;
+        if let Some(d) = linked.then(|| links.get(*dev, entry)).flatten() {
+            entry.sha256 = Some(d);
+            return;
+        }
+        READ_BUF.with(|b| hash_entry(src.root_fd, entry, *dev, &mut b.borrow_mut(), src.rate));
+        if let (true, Some(d), None) = (linked, entry.sha256, &entry.error) {
+            links.put(*dev, entry, d);
         }
     });
 }
@@ -85,7 +96,14 @@ mod tests {
         std::fs::remove_file(d.path().join("swapped")).expect("rm");
         std::os::unix::fs::symlink("steady", d.path().join("swapped")).expect("symlink");
         let root_fd = OwnedFd::from(File::open(d.path()).expect("open"));
-        enrich(d.path(), &root_fd, &mut items, None);
+        let src = Source {
+            root: d.path(),
+            root_fd: &root_fd,
+            policy: &policy,
+            scope: Scope::default(),
+            rate: None,
+        };
+        enrich(&src, &LinkCache::default(), &mut items);
         let entry = |name: &str| -> &Entry {
             items
                 .iter()
