@@ -28,13 +28,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Walk the selected files and write a new baseline.
+    #[command(after_help = EXIT_CODES)]
     Init(InitArgs),
     /// Compare the host with the baseline and report what changed.
+    #[command(after_help = EXIT_CODES)]
     Check(ScanArgs),
     /// Check, then accept the current state as the new baseline (the old
     /// one is kept as <BASELINE>.prev).
+    #[command(after_help = EXIT_CODES)]
     Update(ScanArgs),
     /// Show a baseline's metadata, or with --path one recorded entry.
+    #[command(after_help = EXIT_CODES)]
     Show(ShowArgs),
     /// Print the built-in Kubernetes node policy (TOML) to start a config from.
     DefaultConfig,
