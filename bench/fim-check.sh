@@ -157,6 +157,7 @@ bench_rate() {
     done
 }
 
+cpu() { paste <(col "$1" 3) <(col "$1" 4) | awk '{print $1 + $2}' | median; }
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 col() { awk -F'\t' -v p="^$1-[0-9]+\$" -v c="$2" '$1 ~ p {print $c}' "$RESULTS"; }
 
@@ -175,8 +176,13 @@ report() {
     printf 'aide --check  %7.2f s   fim-check check  %7.2f s   ratio %5.1fx (goal >= 15x)\n' "$ac" "$fc" "$(echo "$ac / $fc" | bc -l)"
     printf 'hashing floor %7.2f s   (%s B / (%s x %.0f MB/s) + %.2f s walk); check / floor = %.2fx (goal <= 1.5x)\n' \
         "$floor" "$bytes" "$cores" "$(echo "$rate / 1000000" | bc -l)" "$walk" "$(echo "$fc / $floor" | bc -l)"
-    printf 'CPU (user+sys): fim-check check %.2f s vs SHA-256 of every byte on one core %.2f s\n' \
-        "$(paste <(col fim-check 3) <(col fim-check 4) | awk '{print $1 + $2}' | median)" "$(echo "$bytes / $rate" | bc -l)"
+    local aic acc fic fcc
+    aic=$(cpu aide-init); acc=$(cpu aide-check); fic=$(cpu fim-init); fcc=$(cpu fim-check)
+    say "CPU time (user+sys, medians): robust against other load on the machine"
+    printf 'aide --init   %7.2f s   fim-check init   %7.2f s   ratio %5.1fx\n' "$aic" "$fic" "$(echo "$aic / $fic" | bc -l)"
+    printf 'aide --check  %7.2f s   fim-check check  %7.2f s   ratio %5.1fx\n' "$acc" "$fcc" "$(echo "$acc / $fcc" | bc -l)"
+    printf 'SHA-256 of every byte on one core: %.2f s CPU; fim-check check / that = %.2fx\n' \
+        "$(echo "$bytes / $rate" | bc -l)" "$(echo "$fcc / ($bytes / $rate)" | bc -l)"
     printf 'peak RSS: aide --check %d KiB, fim-check check %d KiB: %.1f%% (goal <= 33%%)\n' "$ar" "$fr" "$(echo "100 * $fr / $ar" | bc -l)"
     if [ -f "$WORK/rate-bytes.txt" ]; then
         local b r w u s
@@ -198,7 +204,8 @@ for s in "${steps[@]}"; do
         fim) bench_fim ;;
         floor) bench_floor ;;
         rate) bench_rate ;;
-        *) echo "unknown step $s (aide, fim, floor, rate)" >&2; exit 2 ;;
+        report) ;;
+        *) echo "unknown step $s (aide, fim, floor, rate, report)" >&2; exit 2 ;;
     esac
 done
 report
