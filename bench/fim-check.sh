@@ -94,9 +94,11 @@ EOF
     echo "cpus: $(nproc), load: $(cat /proc/loadavg)"
 }
 
+# fim SUBCOMMAND ARGS... : the fim-check command line (for `timed`, which
+# cannot run shell functions).
 fim() {
-    "$FIM" "$@" --host-root "$TREE" --baseline "$WORK/fim.baseline" --config "$WORK/fim.toml" \
-        --key-file "$WORK/key" --node-name bench --nice 0 --no-io-idle
+    FIM_CMD=("$FIM" "$@" --host-root "$TREE" --baseline "$WORK/fim.baseline" --config "$WORK/fim.toml"
+        --key-file "$WORK/key" --node-name bench --nice 0 --no-io-idle)
 }
 
 bench_aide() {
@@ -121,11 +123,13 @@ bench_fim() {
     forget fim-init fim-check
     for i in $(seq 1 "$RUNS"); do
         warm
-        timed "fim-init-$i" fim init --force
+        fim init --force
+        timed "fim-init-$i" "${FIM_CMD[@]}"
     done
     for i in $(seq 1 "$RUNS"); do
         warm
-        timed "fim-check-$i" fim check --fail-on any
+        fim check --fail-on any
+        timed "fim-check-$i" "${FIM_CMD[@]}"
     done
     ls -l "$WORK/fim.baseline"
 }
@@ -153,7 +157,8 @@ bench_rate() {
     forget fim-rate
     for r in 0 500 100; do
         warm
-        timed "fim-rate-$r" fim check --path "$RATE_SUBTREE" --max-read-rate "$r"
+        fim check --path "$RATE_SUBTREE" --max-read-rate "$r"
+        timed "fim-rate-$r" "${FIM_CMD[@]}"
     done
 }
 
