@@ -624,3 +624,56 @@ fn full_disk_never_leaves_a_corrupt_baseline() {
     );
     run("check").assert_code(0);
 }
+
+/// SIGKILL in the middle of an update: the old baseline stays intact and
+/// usable (only a hidden temp file may remain).
+#[test]
+fn killed_update_leaves_the_baseline_intact() {
+    let f = Fim::with_config("fim-kill", ALL);
+    f.put("big", &"x".repeat(4 << 20));
+    f.run("init", &[]).assert_code(0);
+    let good = fs::read(f.base()).expect("read");
+    f.put("big", &"y".repeat(4 << 20));
+    // 1 MB/s: the update needs at least four seconds.
+    let mut c = f.cmd("update");
+    c.arg("--key-file")
+        .arg(f.dir.join("key"))
+        .args(["--max-read-rate", "1"]);
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    let temp_exists = || {
+        fs::read_dir(f.dir.path()).expect("ls").any(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".baseline.")
+        })
+    };
+    while !temp_exists() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "update never started writing"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "update finished before it was killed"
+        );
+        std::thread::yield_now();
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert_eq!(
+        fs::read(f.base()).expect("read"),
+        good,
+        "baseline changed by a killed run"
+    );
+    let v = f.run("check", &[]).json();
+    assert_eq!(
+        changes(&v),
+        vec![("/big".to_string(), "changed".to_string())],
+        "{v}"
+    );
+}
