@@ -681,3 +681,36 @@ fn killed_update_leaves_the_baseline_intact() {
         "{v}"
     );
 }
+
+#[test]
+fn jsonl_has_one_line_per_change_and_show_reports_metadata() {
+    let f = Fim::with_config("fim-jsonl", ALL);
+    f.put("a", "1");
+    f.put("b", "1");
+    f.run("init", &[]).assert_code(0);
+    f.put("a", "2");
+    fs::remove_file(f.root().join("b")).expect("rm");
+    let lines = f.run("check", &["--format", "jsonl"]).json_lines();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["record"].as_str().expect("record"))
+        .collect();
+    assert_eq!(kinds, ["change", "change", "summary"], "{lines:?}");
+    assert_eq!(lines[0]["path"], "/a");
+    assert_eq!(lines[1]["kind"], "removed");
+    assert_eq!(lines[2]["summary"]["changed"], 1);
+    let mut c = f.cmd("show");
+    c.arg("--key-file").arg(f.dir.join("key"));
+    let v = harness::run(&mut c).json();
+    assert_eq!(v["baseline"]["entries"], 3, "{v}");
+    assert_eq!(v["baseline"]["node"], "node-a");
+    assert_eq!(v["baseline"]["authenticated"], true);
+    assert!(
+        v["baseline"]["config_digest"]
+            .as_str()
+            .expect("digest")
+            .len()
+            == 64
+    );
+    assert!(v.get("entry").is_none());
+}
