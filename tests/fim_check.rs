@@ -714,3 +714,44 @@ fn jsonl_has_one_line_per_change_and_show_reports_metadata() {
     );
     assert!(v.get("entry").is_none());
 }
+
+/// Extended attributes (the carrier of SELinux labels, file capabilities
+/// and ACLs) are recorded and compared one by one.
+#[test]
+fn extended_attribute_changes_are_reported_by_name() {
+    let f = Fim::with_config("fim-xattr", ALL);
+    let p = f.put("bin", "ELF");
+    let setx = |name: &str, value: &[u8]| {
+        let code = format!("import os,sys; os.setxattr(sys.argv[1], {name:?}, bytes({value:?}))");
+        let st = Command::new("python3")
+            .args(["-c", &code])
+            .arg(&p)
+            .status()
+            .expect("python3");
+        st.success()
+    };
+    if !setx("user.fim", b"v1") {
+        eprintln!("SKIPPED: the test file system has no user xattrs");
+        return;
+    }
+    f.run("init", &[]).assert_code(0);
+    assert!(setx("user.fim", b"v2") && setx("user.bin", &[0, 1, 2]));
+    let v = f.run("check", &[]).json();
+    let c = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["path"] == "/bin")
+        .expect("/bin changed");
+    let attrs = c["attributes"].as_array().expect("attributes");
+    let get = |n: &str| {
+        attrs
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {attrs:?}"))
+    };
+    assert_eq!(get("xattrs.user.fim")["old"], "v1");
+    assert_eq!(get("xattrs.user.fim")["new"], "v2");
+    assert_eq!(get("xattrs.user.bin")["old"], Value::Null);
+    assert_eq!(get("xattrs.user.bin")["new"], "hex:000102");
+}
