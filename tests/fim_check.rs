@@ -755,3 +755,27 @@ fn extended_attribute_changes_are_reported_by_name() {
     assert_eq!(get("xattrs.user.bin")["old"], Value::Null);
     assert_eq!(get("xattrs.user.bin")["new"], "hex:000102");
 }
+
+/// A baseline kept inside the watched tree does not report itself.
+#[test]
+fn a_baseline_inside_the_host_root_is_not_scanned() {
+    let f = Fim::with_config("fim-inside", ALL);
+    f.put("etc/app.conf", "x");
+    fs::create_dir_all(f.root().join("var/lib/fim")).expect("mkdir");
+    let run = |sub: &str| {
+        let mut c = harness::tool("fim-check");
+        c.arg(sub).arg("--host-root").arg(f.root());
+        c.arg("--baseline").arg(f.root().join("var/lib/fim/base"));
+        c.args(["--node-name", "node-a", "--nice", "0", "--key-file"])
+            .arg(f.dir.join("key"));
+        c.arg("--config").arg(f.config.as_ref().expect("config"));
+        harness::run(&mut c)
+    };
+    run("init").assert_code(0);
+    run("update").assert_code(0);
+    let r = run("check");
+    r.assert_code(0);
+    let v = r.json();
+    assert_eq!(v["summary"]["added"], 0, "{v}");
+    assert_eq!(v["summary"]["changed"], 0, "{v}");
+}

@@ -98,6 +98,24 @@ struct Setup {
     ctx: RunContext,
 }
 
+/// The baseline's path relative to the host root, if it lies inside it.
+fn inside_root(root: &Path, baseline: &Path) -> Option<String> {
+    let root = root.canonicalize().ok()?;
+    let parent = baseline
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = parent.canonicalize().ok()?;
+    let rel = dir.strip_prefix(&root).ok()?;
+    let name = baseline.file_name()?.to_str()?;
+    let rel = rel.to_str()?;
+    Some(if rel.is_empty() {
+        format!("/{name}")
+    } else {
+        format!("/{rel}/{name}")
+    })
+}
+
 fn setup(a: &ScanArgs) -> Result<Setup> {
     let host = a.common.open_host_root()?;
     let root_fd = OwnedFd::from(
@@ -112,6 +130,13 @@ fn setup(a: &ScanArgs) -> Result<Setup> {
         }
         None => Policy::builtin().map_err(anyhow::Error::msg)?,
     };
+    let mut policy = policy;
+    if let Some(rel) = inside_root(host.path(), &a.baseline) {
+        log::info!(
+            "the baseline lies inside the host root at {rel}: excluding its files from the scan"
+        );
+        policy.exclude_baseline(&rel).map_err(anyhow::Error::msg)?;
+    }
     let limits = a
         .paths
         .iter()

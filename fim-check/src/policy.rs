@@ -275,6 +275,46 @@ impl Policy {
         }
     }
 
+    /// Excludes the baseline's own files when they live inside the host
+    /// root: `B`, `B.prev` and the temporary files written beside them.
+    /// Not part of the digest (the same baseline path gives the same walk).
+    pub fn exclude_baseline(&mut self, rel: &str) -> Result<(), String> {
+        let (dir, name) = rel
+            .rsplit_once('/')
+            .ok_or("baseline path without a directory")?;
+        let escaped = globset::escape(name);
+        let dir_glob = globset::escape(dir);
+        for spec in [
+            PatternSpec {
+                path: Some(rel.to_string()),
+                glob: None,
+                regex: None,
+                reason: None,
+            },
+            PatternSpec {
+                path: Some(format!("{rel}.prev")),
+                glob: None,
+                regex: None,
+                reason: None,
+            },
+            PatternSpec {
+                path: None,
+                glob: Some(format!("{dir_glob}/.{escaped}.*.tmp")),
+                regex: None,
+                reason: None,
+            },
+            PatternSpec {
+                path: None,
+                glob: Some(format!("{dir_glob}/.{escaped}.prev.*.tmp")),
+                regex: None,
+                reason: None,
+            },
+        ] {
+            self.excludes.push(Matcher::parse(&spec)?);
+        }
+        Ok(())
+    }
+
     pub fn is_excluded(&self, path: &[u8]) -> bool {
         self.excludes.iter().any(|e| e.matches(path))
     }
