@@ -73,6 +73,25 @@ pub fn attr_value(e: &Entry, a: Attr) -> Value {
     }
 }
 
+/// Whether attribute `a` is equal in both entries.
+fn same(old: &Entry, new: &Entry, a: Attr) -> bool {
+    match a {
+        Attr::Perm => old.perm == new.perm,
+        Attr::Uid => old.uid == new.uid,
+        Attr::Gid => old.gid == new.gid,
+        Attr::Size => old.size == new.size,
+        Attr::Mtime => old.mtime == new.mtime,
+        Attr::Ctime => old.ctime == new.ctime,
+        Attr::Inode => old.inode == new.inode,
+        Attr::Links => old.links == new.links,
+        Attr::LinkTarget => old.link_target == new.link_target,
+        Attr::Sha256 => old.sha256 == new.sha256,
+        Attr::Xattrs => old.xattrs == new.xattrs,
+        Attr::Device => old.rdev == new.rdev,
+        Attr::Growing => true,
+    }
+}
+
 /// Whether attribute `a` applies to an object of type `t`.
 pub fn applies(a: Attr, t: FileType) -> bool {
     match a {
@@ -119,17 +138,15 @@ pub fn diff(
             Attr::Growing => true,
             _ => false,
         };
-        if skip {
+        // Raw comparison first: report values are only built for changes.
+        if skip || same(old, new, a) {
             continue;
         }
         if a == Attr::Xattrs {
             xattr_changes(old, new, &mut out);
             continue;
         }
-        let (o, n) = (attr_value(old, a), attr_value(new, a));
-        if o != n {
-            out.push(change(a.name(), o, n));
-        }
+        out.push(change(a.name(), attr_value(old, a), attr_value(new, a)));
     }
     Ok(out)
 }

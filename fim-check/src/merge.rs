@@ -151,10 +151,9 @@ impl<'a, R: BufRead, W: Write> Merger<'a, R, W> {
                         self.keep(&new)?;
                     }
                     Some(old) => {
-                        let path = new.path.clone();
                         let hasher = &mut *self.prefix_hash;
                         match diff(&old, &new, &mut |len| {
-                            hasher(&path, len)
+                            hasher(&new.path, len)
                                 .map_err(|e| format!("cannot re-read the grown file: {e}"))
                         }) {
                             Ok(attrs) if !attrs.is_empty() => {
