@@ -238,7 +238,11 @@ mod tests {
         let raw = b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0--v=2\0";
         assert_eq!(
             split_cmdline(raw),
-            vec!["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml", "--v=2"]
+            vec![
+                "/usr/bin/kubelet",
+                "--config=/var/lib/kubelet/config.yaml",
+                "--v=2"
+            ]
         );
     }
 
@@ -272,7 +276,10 @@ mod tests {
             "--anonymous-auth=false",
             "--read_only_port=0",
         ]);
-        assert_eq!(flags.raw("kubeconfig"), Some("/etc/kubernetes/kubelet.conf"));
+        assert_eq!(
+            flags.raw("kubeconfig"),
+            Some("/etc/kubernetes/kubelet.conf")
+        );
         assert_eq!(
             flags.typed("rotate-certificates", ValueType::Bool),
             Some(Ok(Value::Bool(true)))
@@ -281,7 +288,10 @@ mod tests {
             flags.typed("anonymous-auth", ValueType::Bool),
             Some(Ok(Value::Bool(false)))
         );
-        assert_eq!(flags.typed("read-only-port", ValueType::Int), Some(Ok(Value::Int(0))));
+        assert_eq!(
+            flags.typed("read-only-port", ValueType::Int),
+            Some(Ok(Value::Int(0)))
+        );
     }
 
     #[test]
@@ -312,8 +322,14 @@ mod tests {
     #[test]
     fn bad_values_are_errors_not_panics() {
         let flags = Flags::parse(&["--read-only-port=ten", "--anonymous-auth=maybe"]);
-        assert!(matches!(flags.typed("read-only-port", ValueType::Int), Some(Err(_))));
-        assert!(matches!(flags.typed("anonymous-auth", ValueType::Bool), Some(Err(_))));
+        assert!(matches!(
+            flags.typed("read-only-port", ValueType::Int),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            flags.typed("anonymous-auth", ValueType::Bool),
+            Some(Err(_))
+        ));
         assert!(flags.typed("absent", ValueType::Int).is_none());
     }
 }

@@ -113,7 +113,7 @@ fn order(actual: &Value, expected: &Value) -> Result<std::cmp::Ordering, String>
 fn has(actual: &Value, expected: &Value) -> Result<bool, String> {
     let needle = expected.to_string();
     Ok(match actual {
-        Value::List(items) => items.iter().any(|item| *item == needle),
+        Value::List(items) => items.contains(&needle),
         Value::Map(map) => map.contains_key(&needle),
         Value::String(s) => s.contains(&needle),
         other => return Err(format!("'has' does not apply to '{other}'")),
@@ -144,7 +144,10 @@ mod tests {
     fn absent_values_satisfy_only_negative_ops() {
         assert_eq!(Op::Unset.apply(None, None), Ok(true));
         assert_eq!(Op::Set.apply(None, None), Ok(false));
-        assert_eq!(Op::Nothave.apply(None, Some(&Value::String("x".into()))), Ok(true));
+        assert_eq!(
+            Op::Nothave.apply(None, Some(&Value::String("x".into()))),
+            Ok(true)
+        );
         assert_eq!(Op::Eq.apply(None, Some(&Value::Bool(false))), Ok(false));
     }
 
@@ -160,8 +163,14 @@ mod tests {
             Ok(false)
         );
         let allowed = list(&["a", "b"]);
-        assert_eq!(Op::ValidElements.apply(Some(&list(&["a"])), Some(&allowed)), Ok(true));
-        assert_eq!(Op::ValidElements.apply(Some(&list(&["c"])), Some(&allowed)), Ok(false));
+        assert_eq!(
+            Op::ValidElements.apply(Some(&list(&["a"])), Some(&allowed)),
+            Ok(true)
+        );
+        assert_eq!(
+            Op::ValidElements.apply(Some(&list(&["c"])), Some(&allowed)),
+            Ok(false)
+        );
     }
 
     #[test]

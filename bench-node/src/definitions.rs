@@ -230,7 +230,9 @@ impl SettingTest {
     /// The operand, typed like the setting (for a `key` test, like the map
     /// entry). `has`/`nothave` on a list and `regex` take a string.
     pub fn operand(&self) -> Result<Option<Value>, String> {
-        let Some(v) = &self.value else { return Ok(None) };
+        let Some(v) = &self.value else {
+            return Ok(None);
+        };
         let ty = match (self.ty, self.op) {
             (_, Op::Regex) | (ValueType::List | ValueType::Map, Op::Has | Op::Nothave) => {
                 ValueType::String
@@ -284,9 +286,9 @@ impl Benchmark {
             if !seen.insert(check.id.as_str()) {
                 bail!("check {} is defined twice", check.id);
             }
-            let section = self
-                .section(check.section_id())
-                .with_context(|| format!("check {}: no section {}", check.id, check.section_id()))?;
+            let section = self.section(check.section_id()).with_context(|| {
+                format!("check {}: no section {}", check.id, check.section_id())
+            })?;
             if !section.groups.iter().any(|g| g.id == check.group_id()) {
                 bail!("check {}: no group {}", check.id, check.group_id());
             }
@@ -303,7 +305,11 @@ impl Benchmark {
                         .operand()
                         .map_err(|e| anyhow::anyhow!("check {}: {e}", check.id))?;
                     if test.op.needs_operand() != operand.is_some() {
-                        bail!("check {}: operator {:?} and value disagree", check.id, test.op);
+                        bail!(
+                            "check {}: operator {:?} and value disagree",
+                            check.id,
+                            test.op
+                        );
                     }
                 }
             }
@@ -327,7 +333,11 @@ mod tests {
     fn embedded_definitions_are_valid() {
         let bench = Benchmark::embedded().expect("valid");
         assert_eq!(bench.benchmark, "cis-1.12");
-        let node: Vec<_> = bench.checks.iter().filter(|c| c.section_id() == "4").collect();
+        let node: Vec<_> = bench
+            .checks
+            .iter()
+            .filter(|c| c.section_id() == "4")
+            .collect();
         assert_eq!(node.len(), 25, "CIS 1.12 has 25 worker node checks");
         assert_eq!(node.iter().filter(|c| c.automated).count(), 12);
     }

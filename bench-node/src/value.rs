@@ -207,7 +207,7 @@ pub fn format_go_duration(d: Duration) -> String {
     let secs = if nanos == 0 {
         format!("{s}s")
     } else {
-        let frac = format!("{:09}", nanos);
+        let frac = format!("{nanos:09}");
         format!("{s}.{}s", frac.trim_end_matches('0'))
     };
     if h > 0 {
@@ -241,10 +241,7 @@ mod tests {
                 "{raw}"
             );
         }
-        assert_eq!(
-            parse_go_duration("300ms"),
-            Ok(Duration::from_millis(300))
-        );
+        assert_eq!(parse_go_duration("300ms"), Ok(Duration::from_millis(300)));
         for bad in ["", "5", "m", "5x", "-1s", "1h-", "abc"] {
             assert!(parse_go_duration(bad).is_err(), "{bad} should not parse");
         }
