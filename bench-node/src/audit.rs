@@ -343,6 +343,13 @@ pub fn resolve(
                         .ty
                         .from_json(json)
                         .map_err(|e| format!("{full} in {file}: {e}"))?;
+                    if is_zero(&value) && zero_means_default(bench, component, &full) {
+                        let mut d = default_value(component, test, bench, version, true)?;
+                        d.detail = d.detail.map(|x| {
+                            format!("{full}: {value} in {file} is replaced by the default; {x}")
+                        });
+                        return Ok(d);
+                    }
                     return Ok(Resolved {
                         value: Some(value),
                         source: Some(Source::Config),
@@ -350,7 +357,7 @@ pub fn resolve(
                     });
                 }
             }
-            ConfigState::Failed(e) => return Err(e.clone()),
+            ConfigState::Failed { error, .. } => return Err(error.clone()),
             ConfigState::NotUsed => {}
         }
     }
@@ -462,6 +469,21 @@ fn default_value(
         source: Some(Source::Default),
         detail: Some(format!("{} {mode}: {}", component.name(), entry.doc)),
     })
+}
+
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Duration(d) => d.is_zero(),
+        Value::Int(n) => *n == 0,
+        _ => false,
+    }
+}
+
+fn zero_means_default(bench: &Benchmark, component: Component, setting: &str) -> bool {
+    bench
+        .defaults
+        .iter()
+        .any(|d| d.component == component && d.setting == setting && d.zero_means_default)
 }
 
 fn unset() -> Resolved {

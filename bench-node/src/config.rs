@@ -75,13 +75,14 @@ pub fn parse_document(bytes: &[u8]) -> Result<Json, String> {
     }
 }
 
-/// Loads the drop-ins of a `--config-dir`: `*.conf` files, lexical order.
-pub fn load_drop_ins(root: &HostRoot, dir: &str) -> Result<Vec<Layer>, String> {
-    let real = root.resolve(dir).map_err(|e| e.to_string())?;
-    let entries = match std::fs::read_dir(&real) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{dir}: {e}")),
+/// The drop-ins of a `--config-dir`: `*.conf` files, lexical order, as
+/// host paths. A missing directory has none.
+pub fn drop_in_paths(root: &HostRoot, dir: &str) -> Vec<String> {
+    let Ok(real) = root.resolve(dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&real) else {
+        return Vec::new();
     };
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
@@ -91,7 +92,22 @@ pub fn load_drop_ins(root: &HostRoot, dir: &str) -> Result<Vec<Layer>, String> {
     names.sort();
     names
         .iter()
-        .map(|name| load_file(root, &format!("{}/{name}", dir.trim_end_matches('/'))))
+        .map(|name| format!("{}/{name}", dir.trim_end_matches('/')))
+        .collect()
+}
+
+/// Loads the drop-ins of a `--config-dir`.
+pub fn load_drop_ins(root: &HostRoot, dir: &str) -> Result<Vec<Layer>, String> {
+    if let Ok(real) = root.resolve(dir) {
+        if let Err(e) = std::fs::read_dir(&real) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(format!("{dir}: {e}"));
+            }
+        }
+    }
+    drop_in_paths(root, dir)
+        .iter()
+        .map(|path| load_file(root, path))
         .collect()
 }
 

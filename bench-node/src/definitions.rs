@@ -260,6 +260,10 @@ pub struct Default {
     pub since: Option<String>,
     /// Last minor version with this default.
     pub until: Option<String>,
+    /// A zero value in the config file (`0s`) is replaced by the default,
+    /// as Go defaulting does for non-pointer fields.
+    #[serde(default)]
+    pub zero_means_default: bool,
     /// Where the default is documented.
     pub doc: String,
 }

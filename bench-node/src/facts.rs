@@ -33,7 +33,10 @@ pub enum ConfigState {
     NotUsed,
     Loaded(Layers),
     /// A config file exists but cannot be read or parsed.
-    Failed(String),
+    Failed {
+        paths: Vec<String>,
+        error: String,
+    },
 }
 
 /// One component as the node runs it.
@@ -320,7 +323,13 @@ impl Gatherer<'_> {
                     "kubelet --config / --config-dir",
                     "kubelet config file",
                 ),
-                Some(ConfigState::Failed(e)) => FileSet::Error(e.clone()),
+                Some(ConfigState::Failed { paths, .. }) => files::existing(
+                    &kubelet_root(kubelet, host),
+                    paths,
+                    Source::Flag,
+                    "kubelet --config / --config-dir",
+                    "kubelet config file",
+                ),
                 Some(ConfigState::NotUsed) => {
                     FileSet::Absent("the kubelet runs without a config file (--config)".into())
                 }
@@ -488,7 +497,7 @@ impl Gatherer<'_> {
                         );
                     }
                 }
-                ConfigState::Failed(e) => return FileSet::Error(e.clone()),
+                ConfigState::Failed { error, .. } => return FileSet::Error(error.clone()),
                 ConfigState::NotUsed => {}
             }
             if k.pid.is_some() {
@@ -607,22 +616,36 @@ fn component_kubeconfig(
 
 /// Loads `--config` and `--config-dir` of a component.
 fn load_config(root: &HostRoot, flags: &Flags) -> ConfigState {
-    let file = flags.raw("config").filter(|p| !p.is_empty());
-    let dir = flags.raw("config-dir").filter(|p| !p.is_empty());
+    let file = flags
+        .raw("config")
+        .filter(|p| !p.is_empty())
+        .map(config::absolute);
+    let dir = flags
+        .raw("config-dir")
+        .filter(|p| !p.is_empty())
+        .map(config::absolute);
     if file.is_none() && dir.is_none() {
         return ConfigState::NotUsed;
     }
     let mut layers = Layers::default();
-    if let Some(path) = file {
-        match config::load_file(root, &config::absolute(path)) {
+    let mut paths: Vec<String> = file.iter().cloned().collect();
+    if let Some(dir) = &dir {
+        paths.extend(config::drop_in_paths(root, dir));
+    }
+    let failed = |error: String| ConfigState::Failed {
+        paths: paths.clone(),
+        error,
+    };
+    if let Some(path) = &file {
+        match config::load_file(root, path) {
             Ok(layer) => layers.layers.push(layer),
-            Err(e) => return ConfigState::Failed(e),
+            Err(e) => return failed(e),
         }
     }
-    if let Some(dir) = dir {
-        match config::load_drop_ins(root, &config::absolute(dir)) {
+    if let Some(dir) = &dir {
+        match config::load_drop_ins(root, dir) {
             Ok(drop_ins) => layers.layers.extend(drop_ins),
-            Err(e) => return ConfigState::Failed(e),
+            Err(e) => return failed(e),
         }
     }
     ConfigState::Loaded(layers)

@@ -187,7 +187,7 @@ fn component_summaries(facts: &Facts) -> Vec<ComponentSummary> {
         .map(|(c, f)| {
             let (config_files, config_error) = match &f.config {
                 facts::ConfigState::Loaded(layers) => (layers.paths(), None),
-                facts::ConfigState::Failed(e) => (Vec::new(), Some(e.clone())),
+                facts::ConfigState::Failed { paths, error } => (paths.clone(), Some(error.clone())),
                 facts::ConfigState::NotUsed => (Vec::new(), None),
             };
             ComponentSummary {

@@ -1,0 +1,5 @@
+//! Black-box tests for `bench-node`: fixture nodes (host roots with a fake
+//! `/proc`) built by the tests, judged by the real binary.
+
+mod fixture;
+mod worker;
