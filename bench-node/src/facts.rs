@@ -665,12 +665,13 @@ fn k3s_component_args(host: &HostRoot, k3s: &Process, key: &str) -> Flags {
         let Ok(layer) = config::load_file(host, &file) else {
             continue;
         };
-        match layer.doc.get(key) {
-            Some(Json::Array(items)) => {
-                args.extend(items.iter().filter_map(Json::as_str).map(str::to_string))
-            }
-            Some(Json::String(s)) => args.push(s.clone()),
-            _ => {}
+        // k3s merges its config files in order: `key` replaces the list so
+        // far, `key+` appends to it.
+        if let Some(v) = layer.doc.get(key) {
+            args = string_list(v);
+        }
+        if let Some(v) = layer.doc.get(format!("{key}+")) {
+            args.extend(string_list(v));
         }
     }
     // Repeated `--kubelet-arg X` on k3s' own command line come last.
@@ -696,6 +697,18 @@ fn k3s_component_args(host: &HostRoot, k3s: &Process, key: &str) -> Flags {
         })
         .collect();
     Flags::parse(&dashed)
+}
+
+fn string_list(v: &Json) -> Vec<String> {
+    match v {
+        Json::Array(items) => items
+            .iter()
+            .filter_map(Json::as_str)
+            .map(str::to_string)
+            .collect(),
+        Json::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
 }
 
 /// The command (argv without the program) and `env` of a static pod's

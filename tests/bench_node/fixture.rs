@@ -72,6 +72,7 @@ impl Node {
     pub fn symlink(&self, path: &str, target: &str) -> &Self {
         let link = self.dir.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(link.parent().expect("parent")).expect("mkdir");
+        let _ = std::fs::remove_file(&link);
         symlink(target, link).expect("symlink");
         self
     }

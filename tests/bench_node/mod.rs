@@ -2,4 +2,6 @@
 //! `/proc`) built by the tests, judged by the real binary.
 
 mod fixture;
+mod kube_bench_bugs;
+mod layouts;
 mod worker;
