@@ -4,4 +4,6 @@
 mod fixture;
 mod kube_bench_bugs;
 mod layouts;
+mod output;
+mod robustness;
 mod worker;
