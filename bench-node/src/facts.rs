@@ -810,6 +810,16 @@ fn detect_version(
     } else {
         tried.push("no kubelet process".to_string());
     }
+    // Release kubelets built with -trimpath record no link flags; kubeadm
+    // nodes installed it as a package, whose version dpkg recorded.
+    if let Ok(status) = host.read_limited("/var/lib/dpkg/status", 64 << 20) {
+        if let Some(v) = version::from_dpkg_status(&String::from_utf8_lossy(&status)) {
+            return (
+                KubeVersion::parse(&v, "kubelet package in /var/lib/dpkg/status"),
+                None,
+            );
+        }
+    }
     let manifest = format!("{}/kube-apiserver.yaml", layout.manifest_dir());
     if components.contains_key(&Component::KubeApiserver) && host.exists(&manifest) {
         if let Ok(layer) = config::load_file(host, &manifest) {

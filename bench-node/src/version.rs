@@ -58,11 +58,18 @@ pub fn parse_minor(text: &str) -> Option<(u32, u32)> {
 /// Reads the Kubernetes `gitVersion` from a Go binary's build info.
 /// `Ok(None)`: a readable binary without that information.
 pub fn from_go_binary(path: &Path) -> std::io::Result<Option<String>> {
+    Ok(go_modinfo(path)?.and_then(|modinfo| git_version_from_modinfo(&modinfo)))
+}
+
+/// The module information a Go ≥1.18 binary carries (what `go version -m`
+/// prints), read from its `.go.buildinfo` section. `Ok(None)`: not a Go
+/// binary, or one without inline build info.
+pub fn go_modinfo(path: &Path) -> std::io::Result<Option<String>> {
     let mut file = File::open(path)?;
     let Some(section) = read_elf_section(&mut file, ".go.buildinfo")? else {
         return Ok(None);
     };
-    Ok(parse_buildinfo(&section).and_then(|modinfo| git_version_from_modinfo(&modinfo)))
+    Ok(parse_buildinfo(&section))
 }
 
 /// Extracts the `modinfo` string of a Go ≥1.18 `.go.buildinfo` section
@@ -221,6 +228,23 @@ pub fn from_rke2_path(path: &str) -> Option<String> {
     Some(dir[..end].to_string())
 }
 
+/// The `kubelet` package's version in a dpkg status file (kubeadm nodes
+/// install the kubelet from pkgs.k8s.io): `1.31.4-1.1` → `v1.31.4`.
+pub fn from_dpkg_status(status: &str) -> Option<String> {
+    let mut in_kubelet = false;
+    for line in status.lines() {
+        if line.is_empty() {
+            in_kubelet = false;
+        } else if let Some(name) = line.strip_prefix("Package: ") {
+            in_kubelet = name.trim() == "kubelet";
+        } else if let (true, Some(v)) = (in_kubelet, line.strip_prefix("Version: ")) {
+            let upstream = v.trim().split(':').next_back()?.split('-').next()?;
+            return KubeVersion::parse(upstream, "").map(|_| format!("v{upstream}"));
+        }
+    }
+    None
+}
+
 /// The tag of a Kubernetes image: `registry.k8s.io/kube-apiserver:v1.31.4`.
 pub fn from_image(image: &str) -> Option<String> {
     let (_, tag) = image.rsplit_once(':')?;
@@ -309,6 +333,33 @@ mod tests {
         let v = KubeVersion::parse("v1.30.2-eks-1234", "x").unwrap();
         assert_eq!((v.major, v.minor), (1, 30));
         assert_eq!(parse_minor("1.27"), Some((1, 27)));
+        let status = "Package: kubectl\nStatus: install ok installed\nVersion: 1.30.0-1.1\n\nPackage: kubelet\nStatus: install ok installed\nVersion: 1.31.4-1.1\n";
+        assert_eq!(from_dpkg_status(status).as_deref(), Some("v1.31.4"));
+        assert_eq!(
+            from_dpkg_status("Package: kubelet-extra\nVersion: 1.0\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_the_build_info_of_a_real_go_binary() {
+        // promtool (Debian's prometheus package, installed by the CI setup)
+        // is a Go binary with real build info.
+        let Some(promtool) = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+        else {
+            eprintln!("SKIPPED (promtool not installed): real Go build info");
+            return;
+        };
+        let modinfo = go_modinfo(promtool).unwrap().expect("Go build info");
+        assert!(
+            modinfo.contains("path\tgithub.com/prometheus/prometheus/cmd/promtool"),
+            "{modinfo}"
+        );
+        // It is not a Kubernetes binary: no version is made up.
+        assert_eq!(from_go_binary(promtool).unwrap(), None);
     }
 
     #[test]

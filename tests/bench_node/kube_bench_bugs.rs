@@ -257,3 +257,23 @@ fn unknown_version_is_said_not_guessed() {
     let r = node.results(&["--check", "4.2.8", "--kubernetes-version", "v1.26.3"]);
     assert_eq!(r.expect("4.2.8", "PASS")["actual"], "eventRecordQPS=5");
 }
+
+#[test]
+fn version_from_the_kubelet_package_when_the_binary_says_nothing() {
+    // A kubelet built with -trimpath records no link flags; kubeadm nodes
+    // installed it from pkgs.k8s.io, and dpkg knows the version.
+    let node = Worker::default().build("dpkg-version");
+    std::fs::write(node.dir.join("usr/bin/kubelet"), b"\x7fELF not really").unwrap();
+    node.file(
+        "/var/lib/dpkg/status",
+        "Package: kubeadm\nStatus: install ok installed\nVersion: 1.30.1-1.1\n\nPackage: kubelet\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.30.8-1.1\n",
+        0o644,
+    );
+    let r = node.results(&["--check", "4.2.8"]);
+    assert_eq!(r.doc["kubernetes_version"]["git_version"], "v1.30.8");
+    assert!(r.doc["kubernetes_version"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("dpkg"));
+    r.expect("4.2.8", "PASS");
+}

@@ -6,5 +6,6 @@ mod fixture;
 mod kube_bench_bugs;
 mod layouts;
 mod output;
+mod real_proc;
 mod robustness;
 mod worker;
