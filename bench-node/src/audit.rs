@@ -72,6 +72,25 @@ enum Verdict {
     Error(String),
 }
 
+impl Verdict {
+    /// kube-bench's mapping: a failure of a Manual check is WARN, and so is
+    /// an error on one; not applicable is INFO.
+    fn status(self, automated: bool) -> (Status, Option<Reason>, Option<String>) {
+        let fail = if automated {
+            Status::Fail
+        } else {
+            Status::Warn
+        };
+        match self {
+            Verdict::Pass => (Status::Pass, None, None),
+            Verdict::Fail if automated => (Status::Fail, None, None),
+            Verdict::Fail => (Status::Warn, Some(Reason::ManualFailed), None),
+            Verdict::NotApplicable(why) => (Status::Info, Some(Reason::NotApplicable), Some(why)),
+            Verdict::Error(why) => (fail, Some(Reason::Error), Some(why)),
+        }
+    }
+}
+
 struct Judged {
     verdict: Verdict,
     expected: String,
@@ -124,21 +143,7 @@ pub fn evaluate(check: &Check, bench: &Benchmark, facts: &Facts) -> Outcome {
             }
         }
     };
-    let (status, reason, detail) = match judged.verdict {
-        Verdict::Pass => (Status::Pass, None, None),
-        Verdict::Fail if check.automated => (Status::Fail, None, None),
-        Verdict::Fail => (Status::Warn, Some(Reason::ManualFailed), None),
-        Verdict::NotApplicable(why) => (Status::Info, Some(Reason::NotApplicable), Some(why)),
-        Verdict::Error(why) => (
-            if check.automated {
-                Status::Fail
-            } else {
-                Status::Warn
-            },
-            Some(Reason::Error),
-            Some(why),
-        ),
-    };
+    let (status, reason, detail) = judged.verdict.status(check.automated);
     Outcome {
         status,
         expected: judged.expected,
