@@ -149,6 +149,18 @@ fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Whether `proc_dir` holds any process directory at all (a `/proc` that is
+/// not mounted under the host root is an empty directory).
+pub fn has_processes(proc_dir: &Path) -> bool {
+    fs::read_dir(proc_dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+    })
+}
+
 /// `/proc/<pid>/environ` as `KEY=value` pairs (for etcd's `ETCD_*`).
 pub fn environ(proc_dir: &Path, pid: u32) -> Vec<(String, String)> {
     let Ok(raw) = read_limited(&proc_dir.join(pid.to_string()).join("environ")) else {

@@ -198,3 +198,49 @@ fn bottlerocket_paths() {
     r.expect("4.1.7", "PASS");
     r.expect("4.2.3", "PASS");
 }
+
+#[test]
+fn gke_cos_paths() {
+    let node = Node::new("gke");
+    node.file("/home/kubernetes/kubelet-config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\n  x509:\n    clientCAFile: /etc/srv/kubernetes/pki/ca-certificates.crt\nauthorization:\n  mode: Webhook\nreadOnlyPort: 10255\n", 0o644)
+        .file("/var/lib/kubelet/kubeconfig", "apiVersion: v1\n", 0o644)
+        .file("/etc/srv/kubernetes/pki/ca-certificates.crt", "-----BEGIN CERTIFICATE-----\n", 0o644)
+        .proc(1300, &["/home/kubernetes/bin/kubelet", "--v=2", "--cloud-provider=external", "--kubeconfig=/var/lib/kubelet/kubeconfig", "--config=/home/kubernetes/kubelet-config.yaml"]);
+    let r = node.results(&["--targets", "node", "--kubernetes-version", "1.30"]);
+    assert_eq!(r.doc["layout"], "gke");
+    // #852: GKE's real config decides 4.2.1-4.2.3, not a kubeconfig.
+    r.expect("4.2.1", "PASS");
+    r.expect("4.2.2", "PASS");
+    r.expect("4.2.3", "PASS");
+    r.expect("4.2.4", "WARN");
+    r.expect("4.1.5", "FAIL");
+    r.expect("4.1.7", "PASS");
+}
+
+#[test]
+fn aks_paths_and_no_proc_warning() {
+    // Host mounted without its /proc: the layout decides, and the report
+    // says why the flags are unknown.
+    let node = Node::new("aks");
+    std::fs::remove_dir_all(node.dir.join("proc")).unwrap();
+    node.dir("/proc")
+        .file("/etc/kubernetes/azure.json", "{\"cloud\": \"AzurePublicCloud\", \"aadClientSecret\": \"s3cr3t\"}", 0o600)
+        .file("/etc/default/kubeletconfig.json", r#"{"kind":"KubeletConfiguration","apiVersion":"kubelet.config.k8s.io/v1beta1","authentication":{"anonymous":{"enabled":false},"x509":{"clientCAFile":"/etc/kubernetes/certs/ca.crt"}},"authorization":{"mode":"Webhook"},"readOnlyPort":0}"#, 0o644)
+        .file("/var/lib/kubelet/kubeconfig", "apiVersion: v1\n", 0o600)
+        .file("/etc/kubernetes/certs/ca.crt", "-----BEGIN CERTIFICATE-----\n", 0o644);
+    let out = node.run(&["--targets", "node", "--kubernetes-version", "1.31"]);
+    out.assert_code(0);
+    // azure.json holds cloud credentials: it is never read into the report.
+    assert!(!out.stdout.contains("s3cr3t"));
+    let r = super::fixture::Results::from_doc(out.json());
+    assert_eq!(r.doc["layout"], "aks");
+    assert!(
+        r.doc["warnings"].to_string().contains("lists no processes"),
+        "{}",
+        r.doc["warnings"]
+    );
+    r.expect("4.2.1", "PASS");
+    r.expect("4.1.5", "PASS");
+    r.expect("4.1.7", "PASS");
+    r.expect("4.1.9", "FAIL");
+}

@@ -86,6 +86,17 @@ impl Facts {
                 Vec::new()
             }
         };
+        if processes.is_empty() && !procs::has_processes(&opts.proc_dir) {
+            warnings.push(format!(
+                "{} lists no processes: the host's /proc is not visible there (in a hostPID pod pass --proc-dir /proc)",
+                opts.proc_dir.display()
+            ));
+        }
+        log::debug!(
+            "found {} Kubernetes processes under {}",
+            processes.len(),
+            opts.proc_dir.display()
+        );
         let layout = Layout::detect(host, &processes);
         let mut g = Gatherer {
             host,
