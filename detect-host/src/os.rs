@@ -1,0 +1,302 @@
+//! The host's OS identity: which release file decides, and what it says.
+//!
+//! Order (see the crate docs for why):
+//! 1. `/etc/os-release`, else `/usr/lib/os-release` — one of them, never
+//!    merged. A file that is empty or has no `ID` is skipped with a warning
+//!    (Amazon Linux 2 images with an empty `/etc/os-release` exist);
+//! 2. the legacy files in [`legacy::LEGACY_FILES`] order, identified by
+//!    their content;
+//! 3. otherwise `id` = `unknown` and a warning. Nothing is ever taken from
+//!    the machine the tool runs on.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use nodeguard_common::HostRoot;
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{self, Family, Identity};
+use crate::legacy::{self, LegacyRelease};
+use crate::os_release::{self, OsRelease};
+
+/// The os-release files, in the spec's order of precedence.
+pub const OS_RELEASE_PATHS: &[&str] = &["etc/os-release", "usr/lib/os-release"];
+
+/// Marker file of an ostree-booted (image-based) host.
+pub const OSTREE_BOOTED_PATH: &str = "run/ostree-booted";
+
+/// Release files are a few hundred bytes; anything past this is hostile.
+pub const MAX_RELEASE_FILE_BYTES: u64 = 64 * 1024;
+
+/// Parse issues reported per file before they are summarised.
+const MAX_ISSUES_PER_FILE: usize = 5;
+
+/// The `id` reported when no file identifies the OS.
+pub const UNKNOWN_ID: &str = "unknown";
+
+/// `os` in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsFacts {
+    /// `ID` as written (`ubuntu`, `rhel`, `openEuler`), or the ID a legacy
+    /// file's product maps to, or `unknown`.
+    pub id: String,
+    /// `ID_LIKE`, split on whitespace, closest first.
+    pub id_like: Vec<String>,
+    /// `NAME`.
+    pub name: Option<String>,
+    /// `PRETTY_NAME` (for legacy files: their first line).
+    pub pretty_name: Option<String>,
+    /// `VERSION_ID` verbatim (legacy: the version in the file's text).
+    pub version_id: Option<String>,
+    /// `VERSION`.
+    pub version: Option<String>,
+    /// `VERSION_CODENAME`, else `UBUNTU_CODENAME`, else a legacy codename.
+    pub version_codename: Option<String>,
+    /// Leading number of `version_id`, when there is one.
+    pub version_major: Option<u64>,
+    /// `VARIANT_ID`.
+    pub variant_id: Option<String>,
+    /// Package lineage.
+    pub family: Family,
+    /// Image-based / read-only host.
+    pub immutable: bool,
+    /// Host path of the file that decided (`/etc/os-release`), or `null`.
+    pub source: Option<String>,
+    /// Where `source` really lives after following symlinks inside the host
+    /// root (`/usr/lib/os-release`).
+    pub source_resolved: Option<String>,
+    /// Every assignment of the os-release file used, unknown keys included.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl OsFacts {
+    /// The fields classification looks at, borrowed from this report.
+    pub fn identity(&self) -> Identity<'_> {
+        Identity {
+            id: &self.id,
+            id_like: &self.id_like,
+            variant_id: self.variant_id.as_deref(),
+            version_id: self.version_id.as_deref(),
+            platform_id: self.fields.get("PLATFORM_ID").map(String::as_str),
+        }
+    }
+}
+
+/// The raw identity before classification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawIdentity {
+    pub id: Option<String>,
+    pub id_like: Vec<String>,
+    pub name: Option<String>,
+    pub pretty_name: Option<String>,
+    pub version_id: Option<String>,
+    pub version: Option<String>,
+    pub version_codename: Option<String>,
+    pub variant_id: Option<String>,
+    pub platform_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The identity an os-release file states.
+pub fn identity_from_os_release(release: &OsRelease) -> RawIdentity {
+    let get = |key: &str| release.get_nonempty(key).map(str::to_owned);
+    RawIdentity {
+        id: get("ID"),
+        id_like: release
+            .get("ID_LIKE")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        name: get("NAME"),
+        pretty_name: get("PRETTY_NAME"),
+        version_id: get("VERSION_ID"),
+        version: get("VERSION"),
+        version_codename: get("VERSION_CODENAME").or_else(|| get("UBUNTU_CODENAME")),
+        variant_id: get("VARIANT_ID"),
+        platform_id: get("PLATFORM_ID"),
+        fields: release.fields.clone(),
+    }
+}
+
+/// The identity a legacy release file states.
+pub fn identity_from_legacy(release: &LegacyRelease) -> RawIdentity {
+    RawIdentity {
+        id: release.id.map(str::to_owned),
+        name: release.name.clone(),
+        pretty_name: release.pretty_name.clone(),
+        version_id: release.version_id.clone(),
+        version_codename: release.codename.clone(),
+        ..RawIdentity::default()
+    }
+}
+
+/// Reads a release file if it is a regular file of sane size. Missing is
+/// `None` silently; anything else odd is `None` plus a warning.
+pub fn read_release_file(
+    root: &HostRoot,
+    rel: &str,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<u8>> {
+    match root.metadata(rel) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => {
+            // A FIFO or device would block or never end; a directory is junk.
+            warnings.push(format!("/{rel} is not a regular file; ignored"));
+            return None;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            warnings.push(format!("/{rel} ignored: {e}"));
+            return None;
+        }
+    }
+    match root.read_limited(rel, MAX_RELEASE_FILE_BYTES) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            warnings.push(format!("/{rel} ignored: {e}"));
+            None
+        }
+    }
+}
+
+/// The host path a root-relative path resolves to (`/usr/lib/os-release`).
+fn resolved_host_path(root: &HostRoot, rel: &str) -> Option<String> {
+    let real = root.resolve(rel).ok()?;
+    let inside = real.strip_prefix(root.path()).ok()?;
+    Some(format!("/{}", inside.display()))
+}
+
+fn push_parse_issues(rel: &str, release: &OsRelease, warnings: &mut Vec<String>) {
+    for issue in release.issues.iter().take(MAX_ISSUES_PER_FILE) {
+        warnings.push(format!("/{rel}: {issue}"));
+    }
+    let more = release.issues.len().saturating_sub(MAX_ISSUES_PER_FILE);
+    if more > 0 {
+        warnings.push(format!("/{rel}: {more} more parse issues"));
+    }
+}
+
+/// Where the identity came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced {
+    pub identity: RawIdentity,
+    /// Root-relative path of the deciding file.
+    pub source: Option<&'static str>,
+}
+
+/// Finds the file that identifies the OS and reads its identity.
+pub fn find_identity(root: &HostRoot, warnings: &mut Vec<String>) -> Sourced {
+    // An os-release that parses but has no ID: used only if nothing better.
+    let mut partial: Option<Sourced> = None;
+    for &rel in OS_RELEASE_PATHS {
+        let Some(bytes) = read_release_file(root, rel, warnings) else {
+            continue;
+        };
+        let release = os_release::parse(&bytes);
+        push_parse_issues(rel, &release, warnings);
+        let identity = identity_from_os_release(&release);
+        if identity.id.is_some() {
+            return Sourced {
+                identity,
+                source: Some(rel),
+            };
+        }
+        if release.is_empty() {
+            warnings.push(format!("/{rel} is empty; ignored"));
+        } else {
+            warnings.push(format!("/{rel} has no ID; ignored"));
+            partial.get_or_insert(Sourced {
+                identity,
+                source: Some(rel),
+            });
+        }
+    }
+
+    // Legacy files: the first one whose product we recognise decides; an
+    // unrecognised one is kept in case nothing better turns up.
+    let mut unrecognised: Option<Sourced> = None;
+    for &(rel, format) in legacy::LEGACY_FILES {
+        let Some(bytes) = read_release_file(root, rel, warnings) else {
+            continue;
+        };
+        let Some(release) = legacy::parse(format, &bytes) else {
+            continue;
+        };
+        let sourced = Sourced {
+            identity: identity_from_legacy(&release),
+            source: Some(rel),
+        };
+        if release.id.is_some() {
+            return sourced;
+        }
+        unrecognised.get_or_insert(sourced);
+    }
+    if let Some(found) = partial.or(unrecognised) {
+        return found;
+    }
+    Sourced {
+        identity: RawIdentity::default(),
+        source: None,
+    }
+}
+
+/// Reads and classifies the host's OS identity.
+pub fn gather(root: &HostRoot, warnings: &mut Vec<String>) -> OsFacts {
+    let Sourced { identity, source } = find_identity(root, warnings);
+    let ostree_booted = root.exists(OSTREE_BOOTED_PATH);
+    let mut facts = classify_identity(&identity, ostree_booted);
+    facts.source = source.map(|rel| format!("/{rel}"));
+    facts.source_resolved = source.and_then(|rel| resolved_host_path(root, rel));
+    match (&identity.id, source) {
+        (None, None) => warnings.push(format!(
+            "no os-release or legacy release file under {}; OS unknown",
+            Path::new(root.path()).display()
+        )),
+        (None, Some(rel)) => warnings.push(format!("/{rel} does not identify the OS; OS unknown")),
+        (Some(id), _)
+            if !classify::is_known_id(id)
+                && facts.family == Family::Other
+                && !identity.id_like.is_empty() =>
+        {
+            warnings.push(format!(
+                "OS ID {id:?} and ID_LIKE {:?} are not recognised; family other",
+                identity.id_like.join(" ")
+            ));
+        }
+        (Some(id), _) if !classify::is_known_id(id) && facts.family == Family::Other => {
+            warnings.push(format!("OS ID {id:?} is not recognised; family other"));
+        }
+        _ => {}
+    }
+    facts
+}
+
+/// Classifies an identity into the report's `os` object (pure).
+pub fn classify_identity(raw: &RawIdentity, ostree_booted: bool) -> OsFacts {
+    let id = raw.id.clone().unwrap_or_else(|| UNKNOWN_ID.to_owned());
+    let ident = Identity {
+        id: &id,
+        id_like: &raw.id_like,
+        variant_id: raw.variant_id.as_deref(),
+        version_id: raw.version_id.as_deref(),
+        platform_id: raw.platform_id.as_deref(),
+    };
+    let family = classify::family(&ident);
+    let immutable = classify::is_immutable(&ident, ostree_booted);
+    OsFacts {
+        id_like: raw.id_like.clone(),
+        name: raw.name.clone(),
+        pretty_name: raw.pretty_name.clone(),
+        version_id: raw.version_id.clone(),
+        version: raw.version.clone(),
+        version_codename: raw.version_codename.clone(),
+        version_major: raw.version_id.as_deref().and_then(classify::version_major),
+        variant_id: raw.variant_id.clone(),
+        family,
+        immutable,
+        source: None,
+        source_resolved: None,
+        fields: raw.fields.clone(),
+        id,
+    }
+}
