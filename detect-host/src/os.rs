@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
 
 use nodeguard_common::HostRoot;
 use serde::{Deserialize, Serialize};
@@ -201,8 +200,10 @@ pub fn find_identity(root: &HostRoot, warnings: &mut Vec<String>) -> Sourced {
                 source: Some(rel),
             };
         }
-        if release.is_empty() {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             warnings.push(format!("/{rel} is empty; ignored"));
+        } else if release.is_empty() {
+            warnings.push(format!("/{rel} has no ID; ignored"));
         } else {
             warnings.push(format!("/{rel} has no ID; ignored"));
             partial.get_or_insert(Sourced {
@@ -248,10 +249,9 @@ pub fn gather(root: &HostRoot, warnings: &mut Vec<String>) -> OsFacts {
     facts.source = source.map(|rel| format!("/{rel}"));
     facts.source_resolved = source.and_then(|rel| resolved_host_path(root, rel));
     match (&identity.id, source) {
-        (None, None) => warnings.push(format!(
-            "no os-release or legacy release file under {}; OS unknown",
-            Path::new(root.path()).display()
-        )),
+        (None, None) => warnings.push(
+            "no os-release or legacy release file under the host root; OS unknown".to_owned(),
+        ),
         (None, Some(rel)) => warnings.push(format!("/{rel} does not identify the OS; OS unknown")),
         (Some(id), _)
             if !classify::is_known_id(id)
