@@ -1242,7 +1242,13 @@ fn metrics_file_carries_the_os_info() {
 #[test]
 fn this_machine_agrees_with_python_platform_module() {
     let doc = run_on(Path::new("/"));
-    let out = std::process::Command::new("python3")
+    // The distribution's interpreter, not a developer's pyenv shim.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = std::process::Command::new(python)
         .args([
             "-c",
             "import json, platform; print(json.dumps(platform.freedesktop_os_release()))",

@@ -300,3 +300,99 @@ pub fn classify_identity(raw: &RawIdentity, ostree_booted: bool) -> OsFacts {
         id,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw(id: &str, like: &str) -> RawIdentity {
+        RawIdentity {
+            id: Some(id.to_owned()),
+            id_like: like.split_whitespace().map(str::to_owned).collect(),
+            ..RawIdentity::default()
+        }
+    }
+
+    #[test]
+    fn classification_uses_variant_and_ostree_evidence() {
+        let mut fcos = raw("fedora", "");
+        fcos.variant_id = Some("coreos".into());
+        assert!(classify_identity(&fcos, false).immutable);
+        assert!(!classify_identity(&raw("fedora", ""), false).immutable);
+        assert!(classify_identity(&raw("centos", "rhel fedora"), true).immutable);
+    }
+
+    #[test]
+    fn missing_id_is_reported_as_unknown() {
+        let facts = classify_identity(&RawIdentity::default(), false);
+        assert_eq!(facts.id, UNKNOWN_ID);
+        assert_eq!(facts.family, Family::Other);
+    }
+
+    #[test]
+    fn legacy_identity_keeps_codename_and_version() {
+        let legacy = legacy::parse_release_line("CentOS release 6.10 (Final)\n").unwrap();
+        let facts = classify_identity(&identity_from_legacy(&legacy), false);
+        assert_eq!(facts.id, "centos");
+        assert_eq!(facts.version_id.as_deref(), Some("6.10"));
+        assert_eq!(facts.version_major, Some(6));
+        assert_eq!(facts.version_codename.as_deref(), Some("Final"));
+        assert_eq!(facts.family, Family::Rhel);
+    }
+
+    /// Every release file path detection may read, filled with arbitrary
+    /// bytes: detection must neither panic nor fail, and must still produce
+    /// a well-formed identity.
+    const ALL_RELEASE_FILES: &[&str] = &[
+        "etc/os-release",
+        "usr/lib/os-release",
+        "etc/oracle-release",
+        "etc/centos-release",
+        "etc/system-release",
+        "etc/redhat-release",
+        "etc/SuSE-release",
+        "etc/alpine-release",
+        "etc/lsb-release",
+        "etc/debian_version",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_release_files_never_break_detection(
+            files in proptest::collection::vec(
+                (0..ALL_RELEASE_FILES.len(), proptest::collection::vec(any::<u8>(), 0..300)),
+                0..6,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            for (index, bytes) in &files {
+                let path = dir.path().join(ALL_RELEASE_FILES[*index]);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, bytes).unwrap();
+            }
+            let root = HostRoot::open(dir.path()).unwrap();
+            let mut warnings = Vec::new();
+            let facts = gather(&root, &mut warnings);
+            prop_assert!(!facts.id.is_empty());
+            prop_assert!(facts.id_like.iter().all(|l| !l.is_empty() && !l.contains(char::is_whitespace)));
+            prop_assert!(facts.fields.keys().all(|k| !k.is_empty()));
+            if facts.source.is_none() {
+                prop_assert_eq!(facts.id.as_str(), UNKNOWN_ID);
+            }
+            // The report must serialise (no invalid strings reach JSON).
+            prop_assert!(serde_json::to_string(&facts).is_ok());
+        }
+
+        #[test]
+        fn legacy_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            for &(_, format) in legacy::LEGACY_FILES {
+                if let Some(release) = legacy::parse(format, &bytes) {
+                    let _ = classify_identity(&identity_from_legacy(&release), false);
+                }
+            }
+        }
+    }
+}
