@@ -114,9 +114,12 @@ fn init_named(name: &str) -> Option<InitSystem> {
 /// Collects [`InitEvidence`] under the host root.
 pub fn gather(root: &HostRoot, os_id: &str) -> InitEvidence {
     let is_dir = |rel: &str| root.metadata(rel).is_ok_and(|m| m.is_dir());
+    // Check the type first: a FIFO planted at proc/1/comm would block a read.
     let pid1_comm = root
-        .read_limited(PID1_COMM_PATH, 64)
+        .metadata(PID1_COMM_PATH)
         .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|_| root.read_limited(PID1_COMM_PATH, 64).ok())
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .filter(|s| !s.is_empty());
     // Only follow /sbin/init if it is a link: a regular file named init says nothing.

@@ -82,15 +82,15 @@ pub fn gather(root: &HostRoot) -> RuntimeFacts {
             path: host(rel),
         })
         .collect();
-    let found = |paths: &[&str], want_file: bool| -> Vec<String> {
+    let files = |paths: &[&str]| -> Vec<String> {
         paths
             .iter()
-            .filter(|rel| root.metadata(rel).is_ok_and(|m| !want_file || m.is_file()))
+            .filter(|rel| root.metadata(rel).is_ok_and(|m| m.is_file()))
             .map(|rel| host(rel))
             .collect()
     };
-    let binaries = found(KUBELET_BINARIES, true);
-    let configs = found(KUBELET_CONFIGS, true);
+    let binaries = files(KUBELET_BINARIES);
+    let configs = files(KUBELET_CONFIGS);
     RuntimeFacts {
         sockets,
         kubelet: KubeletFacts {
