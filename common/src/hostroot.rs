@@ -38,12 +38,37 @@ impl HostRoot {
     /// names it otherwise.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let root = fs::canonicalize(path).map_err(|e| with_path(&e, "host root", path))?;
+        // `/proc/<pid>/root` is a magic link into another mount namespace
+        // (a hostPID pod reaching the host through PID 1): canonicalizing
+        // it would print its target as seen *there* ("/") and silently
+        // turn the host root into our own root. Keep it as given.
+        let root = if is_proc_root(path) {
+            path.to_path_buf()
+        } else {
+            fs::canonicalize(path).map_err(|e| with_path(&e, "host root", path))?
+        };
         let meta = fs::metadata(&root).map_err(|e| with_path(&e, "host root", path))?;
         if !meta.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("host root {}: not a directory", path.display()),
+            ));
+        }
+        Ok(Self { root })
+    }
+
+    /// Opens another process's filesystem view, `/proc/<pid>/root`, as a
+    /// root. Unlike [`open`](Self::open) the path is not canonicalized: that
+    /// would turn the kernel's magic link into `/` (our own root), while
+    /// walking *through* it reaches the process's mount namespace, e.g. the
+    /// ConfigMap files inside a kube-proxy pod.
+    pub fn open_process_root(path: impl AsRef<Path>) -> io::Result<Self> {
+        let root = path.as_ref().to_path_buf();
+        let meta = fs::metadata(&root).map_err(|e| with_path(&e, "process root", &root))?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("process root {}: not a directory", root.display()),
             ));
         }
         Ok(Self { root })
@@ -317,6 +342,18 @@ fn push_raw_components(parts: &mut Vec<OsString>, path: &Path) {
     }
 }
 
+/// `/proc/<pid>/root` or `/proc/self/root`.
+fn is_proc_root(path: &Path) -> bool {
+    let parts: Vec<_> = path.components().collect();
+    matches!(
+        parts.as_slice(),
+        [Component::RootDir, Component::Normal(proc_), Component::Normal(pid), Component::Normal(root)]
+            if *proc_ == "proc"
+                && *root == "root"
+                && (*pid == "self" || pid.to_str().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    )
+}
+
 fn with_path(err: &io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
 }
@@ -463,5 +500,28 @@ mod tests {
         assert_eq!(root.node_name().as_deref(), Some("worker-7"));
         let (_d2, empty) = tree();
         assert_eq!(empty.node_name(), None);
+    }
+
+    #[test]
+    fn process_root_is_not_canonicalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("etc")).unwrap();
+        std::fs::write(real.join("etc/conf"), "x").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("root")).unwrap();
+        let root = HostRoot::open_process_root(dir.path().join("root")).unwrap();
+        assert_eq!(root.path(), dir.path().join("root"));
+        assert_eq!(root.read_to_string("/etc/conf").unwrap(), "x");
+        assert!(HostRoot::open_process_root(dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn proc_pid_root_is_kept_not_canonicalized() {
+        let own = HostRoot::open("/proc/self/root").expect("open");
+        assert_eq!(own.path(), Path::new("/proc/self/root"));
+        assert!(own.exists("/proc"), "reads through the magic link");
+        assert!(is_proc_root(Path::new("/proc/1/root")));
+        assert!(!is_proc_root(Path::new("/proc/1/root/etc")));
+        assert!(!is_proc_root(Path::new("/proc/x1/root")));
     }
 }
