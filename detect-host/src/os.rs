@@ -185,8 +185,24 @@ pub struct Sourced {
 
 /// Finds the file that identifies the OS and reads its identity.
 pub fn find_identity(root: &HostRoot, warnings: &mut Vec<String>) -> Sourced {
-    // An os-release that parses but has no ID: used only if nothing better.
-    let mut partial: Option<Sourced> = None;
+    let (found, partial) = find_os_release(root, warnings);
+    if let Some(found) = found {
+        return found;
+    }
+    let (found, unrecognised) = find_legacy(root, warnings);
+    found.or(partial).or(unrecognised).unwrap_or(Sourced {
+        identity: RawIdentity::default(),
+        source: None,
+    })
+}
+
+/// The os-release file with an `ID`, else (second) the first one that had
+/// assignments but no `ID`, used only if no legacy file does better.
+fn find_os_release(
+    root: &HostRoot,
+    warnings: &mut Vec<String>,
+) -> (Option<Sourced>, Option<Sourced>) {
+    let mut partial = None;
     for &rel in OS_RELEASE_PATHS {
         let Some(bytes) = read_release_file(root, rel, warnings) else {
             continue;
@@ -194,28 +210,29 @@ pub fn find_identity(root: &HostRoot, warnings: &mut Vec<String>) -> Sourced {
         let release = os_release::parse(&bytes);
         push_parse_issues(rel, &release, warnings);
         let identity = identity_from_os_release(&release);
-        if identity.id.is_some() {
-            return Sourced {
-                identity,
-                source: Some(rel),
-            };
+        let sourced = Sourced {
+            identity,
+            source: Some(rel),
+        };
+        if sourced.identity.id.is_some() {
+            return (Some(sourced), None);
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             warnings.push(format!("/{rel} is empty; ignored"));
-        } else if release.is_empty() {
-            warnings.push(format!("/{rel} has no ID; ignored"));
-        } else {
-            warnings.push(format!("/{rel} has no ID; ignored"));
-            partial.get_or_insert(Sourced {
-                identity,
-                source: Some(rel),
-            });
+            continue;
+        }
+        warnings.push(format!("/{rel} has no ID; ignored"));
+        if !release.is_empty() {
+            partial.get_or_insert(sourced);
         }
     }
+    (None, partial)
+}
 
-    // Legacy files: the first one whose product we recognise decides; an
-    // unrecognised one is kept in case nothing better turns up.
-    let mut unrecognised: Option<Sourced> = None;
+/// The first legacy file whose product we recognise, else (second) the
+/// first one that parsed at all.
+fn find_legacy(root: &HostRoot, warnings: &mut Vec<String>) -> (Option<Sourced>, Option<Sourced>) {
+    let mut unrecognised = None;
     for &(rel, format) in legacy::LEGACY_FILES {
         let Some(bytes) = read_release_file(root, rel, warnings) else {
             continue;
@@ -228,17 +245,11 @@ pub fn find_identity(root: &HostRoot, warnings: &mut Vec<String>) -> Sourced {
             source: Some(rel),
         };
         if release.id.is_some() {
-            return sourced;
+            return (Some(sourced), None);
         }
         unrecognised.get_or_insert(sourced);
     }
-    if let Some(found) = partial.or(unrecognised) {
-        return found;
-    }
-    Sourced {
-        identity: RawIdentity::default(),
-        source: None,
-    }
+    (None, unrecognised)
 }
 
 /// Reads and classifies the host's OS identity.
@@ -339,6 +350,92 @@ mod tests {
         assert_eq!(facts.version_major, Some(6));
         assert_eq!(facts.version_codename.as_deref(), Some("Final"));
         assert_eq!(facts.family, Family::Rhel);
+    }
+
+    /// Builds a host root from (path, content) pairs; content `@target`
+    /// makes a symlink.
+    fn host(files: &[(&str, &str)]) -> (tempfile::TempDir, HostRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, content) in files {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            match content.strip_prefix('@') {
+                Some(target) => std::os::unix::fs::symlink(target, &path).unwrap(),
+                None => std::fs::write(&path, content).unwrap(),
+            }
+        }
+        let root = HostRoot::open(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn detect(files: &[(&str, &str)]) -> (OsFacts, Vec<String>) {
+        let (_dir, root) = host(files);
+        let mut warnings = Vec::new();
+        (gather(&root, &mut warnings), warnings)
+    }
+
+    #[test]
+    fn oracle_release_beats_its_rhel_claiming_redhat_release() {
+        let (facts, _) = detect(&[
+            ("etc/oracle-release", "Oracle Linux Server release 6.10\n"),
+            ("etc/system-release", "@oracle-release"),
+            (
+                "etc/redhat-release",
+                "Red Hat Enterprise Linux Server release 6.10 (Santiago)\n",
+            ),
+        ]);
+        assert_eq!(facts.id, "ol");
+        assert_eq!(facts.version_id.as_deref(), Some("6.10"));
+        assert_eq!(facts.source.as_deref(), Some("/etc/oracle-release"));
+    }
+
+    #[test]
+    fn rocky_centos_release_symlink_is_read_by_content() {
+        let (facts, _) = detect(&[
+            ("etc/rocky-release", "Rocky Linux release 8.3\n"),
+            ("etc/centos-release", "@rocky-release"),
+            ("etc/redhat-release", "@rocky-release"),
+        ]);
+        assert_eq!(facts.id, "rocky");
+        assert_eq!(facts.source_resolved.as_deref(), Some("/etc/rocky-release"));
+    }
+
+    #[test]
+    fn centos_6_with_only_redhat_release() {
+        let (facts, warnings) = detect(&[("etc/redhat-release", "CentOS release 6.10 (Final)\n")]);
+        assert_eq!(facts.id, "centos");
+        assert_eq!(facts.version_id.as_deref(), Some("6.10"));
+        assert_eq!(facts.family, Family::Rhel);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn etc_os_release_wins_and_is_never_merged() {
+        let (facts, _) = detect(&[
+            ("etc/os-release", "ID=debian\n"),
+            (
+                "usr/lib/os-release",
+                "ID=debian\nVERSION_ID=12\nNAME=Debian\n",
+            ),
+        ]);
+        assert_eq!(facts.version_id, None);
+        assert_eq!(facts.name, None);
+        assert_eq!(facts.source.as_deref(), Some("/etc/os-release"));
+    }
+
+    #[test]
+    fn unrecognised_legacy_product_is_unknown_with_its_text() {
+        let (facts, warnings) = detect(&[("etc/redhat-release", "Frobnix OS release 3.1 (Zed)\n")]);
+        assert_eq!(facts.id, UNKNOWN_ID);
+        assert_eq!(facts.version_id.as_deref(), Some("3.1"));
+        assert_eq!(
+            facts.pretty_name.as_deref(),
+            Some("Frobnix OS release 3.1 (Zed)")
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("OS unknown")),
+            "{warnings:?}"
+        );
     }
 
     /// Every release file path detection may read, filled with arbitrary
