@@ -72,7 +72,17 @@ pub fn detect(root: &HostRoot) -> anyhow::Result<HostFacts> {
     let mut warnings = Vec::new();
     let os = os::gather(root, &mut warnings);
     let package = package::gather(root, &os.identity(), os.immutable, &mut warnings);
-    let (arch, kernel) = arch::gather();
+    // The package manager's own binary first: packages must match it.
+    let mut userland_probes: Vec<&str> = package.manager_path.iter().map(String::as_str).collect();
+    userland_probes.extend_from_slice(arch::USERLAND_PROBES);
+    let (arch, kernel) = arch::gather(root, &userland_probes);
+    if let Some(userland) = arch.userland.as_deref().filter(|u| *u != arch.platform) {
+        warnings.push(format!(
+            "kernel architecture {} but userland {userland} ({}): install {userland} packages",
+            arch.platform,
+            arch.userland_source.as_deref().unwrap_or("?")
+        ));
+    }
     let (init, init_source) = init::decide(&init::gather(root, &os.id));
     let runtime = runtime::gather(root);
     Ok(HostFacts {

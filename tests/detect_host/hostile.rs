@@ -96,6 +96,30 @@ fn runtime_sockets_and_kubelet_are_reported() {
     );
 }
 
+/// A 32-bit ARM userland (Raspberry Pi OS style) under whatever kernel runs
+/// the tests: the report must name the userland and warn about the mismatch.
+#[test]
+fn userland_architecture_comes_from_host_binaries() {
+    let dir = TestDir::new("detect-host-userland");
+    dir.write(
+        "etc/os-release",
+        "ID=raspbian\nID_LIKE=debian\nVERSION_ID=\"12\"\n",
+    );
+    // ELF32, little-endian, e_machine 40 (ARM), padded like a real header.
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0];
+    elf.resize(18, 0);
+    elf.extend_from_slice(&40u16.to_le_bytes());
+    elf.resize(52, 0);
+    dir.write("usr/bin/apt-get", &elf);
+    let doc = run_on(dir.path());
+    assert_eq!(doc["arch"]["userland"], "arm");
+    assert_eq!(doc["arch"]["userland_source"], "/usr/bin/apt-get");
+    let warnings = doc["warnings"].to_string();
+    if doc["arch"]["platform"] != "arm" {
+        assert!(warnings.contains("userland arm"), "{warnings}");
+    }
+}
+
 #[test]
 fn init_from_run_systemd_and_proc_comm() {
     let dir = TestDir::new("detect-host-init");
@@ -218,4 +242,5 @@ fn this_machine_agrees_with_python_platform_module() {
     assert_eq!(doc["host_root"], "/");
     assert_ne!(doc["os"]["family"], "other");
     assert_eq!(doc["package"]["manager_present"], true);
+    assert_eq!(doc["arch"]["userland"], doc["arch"]["platform"]);
 }
