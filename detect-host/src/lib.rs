@@ -33,6 +33,7 @@
 pub mod arch;
 pub mod classify;
 pub mod cli;
+pub mod context;
 pub mod init;
 pub mod legacy;
 pub mod os;
@@ -85,6 +86,7 @@ pub fn detect(root: &HostRoot) -> anyhow::Result<HostFacts> {
     }
     let (init, init_source) = init::decide(&init::gather(root, &os.id));
     let runtime = runtime::gather(root);
+    warnings.extend(context::warnings(&context::gather(root)));
     Ok(HostFacts {
         host_root: root.path().display().to_string(),
         os,

@@ -244,3 +244,19 @@ fn this_machine_agrees_with_python_platform_module() {
     assert_eq!(doc["package"]["manager_present"], true);
     assert_eq!(doc["arch"]["userland"], doc["arch"]["platform"]);
 }
+
+/// The classic DaemonSet mistake: no host mount, default --host-root /.
+#[test]
+fn own_root_inside_a_pod_is_flagged() {
+    let result =
+        harness::run(harness::tool("detect-host").env("KUBERNETES_SERVICE_HOST", "10.96.0.1"));
+    result.assert_code(0);
+    let doc = result.json();
+    super::assert_valid(&doc);
+    assert!(
+        doc["warnings"]
+            .to_string()
+            .contains("describes the container image"),
+        "{doc:#}"
+    );
+}
