@@ -64,6 +64,9 @@ pub const LEGACY_FILES: &[(&str, LegacyFormat)] = &[
 const PRODUCT_IDS: &[(&str, &str)] = &[
     ("red hat enterprise linux coreos", "rhcos"),
     ("red hat", "rhel"),
+    // lsb_release's DISTRIB_ID spellings on RHEL and Oracle Linux.
+    ("redhatenterprise", "rhel"),
+    ("enterpriseenterprise", "ol"),
     ("centos", "centos"),
     ("rocky", "rocky"),
     ("almalinux", "almalinux"),
