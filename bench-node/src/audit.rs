@@ -45,6 +45,9 @@ pub enum Reason {
     ManualFailed,
     /// Deselected with `--skip`.
     Skipped,
+    /// The component runs, but its settings cannot be seen from the node
+    /// (k3s' embedded control plane): WARN, for a human to review.
+    Unobservable,
 }
 
 /// The verdict on one check.
@@ -69,6 +72,8 @@ enum Verdict {
     Pass,
     Fail,
     NotApplicable(String),
+    /// The component runs but its settings cannot be read.
+    Unobservable(String),
     Error(String),
 }
 
@@ -86,6 +91,7 @@ impl Verdict {
             Verdict::Fail if automated => (Status::Fail, None, None),
             Verdict::Fail => (Status::Warn, Some(Reason::ManualFailed), None),
             Verdict::NotApplicable(why) => (Status::Info, Some(Reason::NotApplicable), Some(why)),
+            Verdict::Unobservable(why) => (Status::Warn, Some(Reason::Unobservable), Some(why)),
             Verdict::Error(why) => (fail, Some(Reason::Error), Some(why)),
         }
     }
@@ -233,8 +239,12 @@ fn judge_setting(
         source_detail: None,
     };
     let Some(comp) = facts.components.get(&component) else {
-        judged.verdict =
-            Verdict::NotApplicable(format!("{} does not run on this node", component.name()));
+        judged.verdict = match facts.unobservable.get(&component) {
+            Some(why) => Verdict::Unobservable(why.clone()),
+            None => {
+                Verdict::NotApplicable(format!("{} does not run on this node", component.name()))
+            }
+        };
         return judged;
     };
     let mut results = Vec::new();

@@ -180,6 +180,11 @@ impl Component {
         Component::Etcd,
     ];
 
+    /// Part of the control plane (sections 1 and 2).
+    pub fn is_control_plane(self) -> bool {
+        !matches!(self, Component::Kubelet | Component::KubeProxy)
+    }
+
     /// The executable name.
     pub fn name(self) -> &'static str {
         match self {

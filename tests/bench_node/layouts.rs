@@ -244,3 +244,29 @@ fn aks_paths_and_no_proc_warning() {
     r.expect("4.1.7", "PASS");
     r.expect("4.1.9", "FAIL");
 }
+
+#[test]
+fn k3s_server_control_plane_is_unobservable_not_absent() {
+    // The API server runs inside the k3s process: its checks cannot be
+    // judged from the node, which is a WARN for review, not "not applicable".
+    let node = Node::new("k3s-server");
+    node.proc(500, &["/usr/local/bin/k3s", "server", "--cluster-init"])
+        .file(
+            "/var/lib/rancher/k3s/agent/kubelet.kubeconfig",
+            "apiVersion: v1\n",
+            0o600,
+        );
+    let r = node.results(&["--kubernetes-version", "1.31"]);
+    assert!(
+        r.doc["targets"].to_string().contains("master"),
+        "{}",
+        r.doc["targets"]
+    );
+    let anon = r.expect("1.2.1", "WARN");
+    assert_eq!(anon["reason"], "unobservable");
+    assert!(
+        anon["detail"].as_str().unwrap().contains("apiserver-arg"),
+        "{anon:#}"
+    );
+    r.expect("1.3.2", "WARN");
+}

@@ -70,6 +70,9 @@ pub struct Facts {
     pub detected_targets: BTreeSet<Target>,
     pub accounts: Accounts,
     pub warnings: Vec<String>,
+    /// Components that run but whose settings cannot be seen, and why
+    /// (the control plane inside a k3s server process).
+    pub unobservable: BTreeMap<Component, String>,
 }
 
 impl Facts {
@@ -106,9 +109,21 @@ impl Facts {
             warnings: &mut warnings,
         };
         let mut components = BTreeMap::new();
+        let mut unobservable = BTreeMap::new();
+        let k3s_server = processes
+            .iter()
+            .any(|p| p.kind == ProcKind::K3s { server: true });
         for component in Component::ALL {
             if let Some(facts) = g.component(component) {
                 components.insert(component, facts);
+            } else if k3s_server && component.is_control_plane() && component != Component::Etcd {
+                unobservable.insert(
+                    component,
+                    format!(
+                        "the k3s server runs {0} inside its own process, so its arguments are not visible; review {0}-arg in /etc/rancher/k3s/config.yaml",
+                        component.name().trim_start_matches("kube-")
+                    ),
+                );
             }
         }
         let files = roles
@@ -126,6 +141,7 @@ impl Facts {
             detected_targets,
             accounts: Accounts::load(host),
             warnings,
+            unobservable,
         }
     }
 }
@@ -182,13 +198,9 @@ impl Gatherer<'_> {
             )
         } else if let Some(k3s) = self.k3s() {
             let mut flags = Flags::parse(K3S_KUBELET_ARGS);
-            if self
-                .host
-                .exists(self.layout.kubelet_config_dir().unwrap_or("/nonexistent"))
-            {
-                if let Some(dir) = self.layout.kubelet_config_dir() {
-                    flags.extend(Flags::parse(&[format!("--config-dir={dir}")]));
-                }
+            let drop_ins = self.layout.kubelet_config_dir();
+            if let Some(dir) = drop_ins.filter(|d| self.host.exists(d)) {
+                flags.extend(Flags::parse(&[format!("--config-dir={dir}")]));
             }
             flags.extend(k3s_component_args(self.host, k3s, "kubelet-arg"));
             (
