@@ -225,7 +225,14 @@ fn judge_setting(
     bench: &Benchmark,
     facts: &Facts,
 ) -> Judged {
-    let expected_parts: Vec<String> = tests.iter().map(describe_expectation).collect();
+    let comp = facts.components.get(&component);
+    // Name settings the way this node configures them: config keys when
+    // the component reads a config file, flags otherwise.
+    let uses_config = comp.is_some_and(|c| !matches!(c.config, ConfigState::NotUsed));
+    let expected_parts: Vec<String> = tests
+        .iter()
+        .map(|t| describe_expectation(t, uses_config))
+        .collect();
     let joiner = if combine == Combine::All {
         " AND "
     } else {
@@ -238,7 +245,7 @@ fn judge_setting(
         source: None,
         source_detail: None,
     };
-    let Some(comp) = facts.components.get(&component) else {
+    let Some(comp) = comp else {
         judged.verdict = match facts.unobservable.get(&component) {
             Some(why) => Verdict::Unobservable(why.clone()),
             None => {
@@ -275,7 +282,7 @@ fn judge_setting(
             .value
             .as_ref()
             .map_or_else(|| "<not set>".to_string(), ToString::to_string);
-        actual.push(format!("{}={shown}", short_name(test)));
+        actual.push(format!("{}={shown}", short_name(test, uses_config)));
         if judged.source.is_none() || !ok {
             judged.source = resolved.source;
             judged.source_detail = resolved.detail.clone();
@@ -291,20 +298,22 @@ fn judge_setting(
     judged
 }
 
-fn short_name(test: &SettingTest) -> String {
-    let base = test
-        .config
-        .clone()
-        .or_else(|| test.flag.as_ref().map(|f| format!("--{f}")))
-        .unwrap_or_default();
+fn short_name(test: &SettingTest, uses_config: bool) -> String {
+    let flag = test.flag.as_ref().map(|f| format!("--{f}"));
+    let base = if uses_config {
+        test.config.clone().or(flag)
+    } else {
+        flag.or_else(|| test.config.clone())
+    }
+    .unwrap_or_default();
     match &test.key {
         Some(k) => format!("{base}.{k}"),
         None => base,
     }
 }
 
-fn describe_expectation(test: &SettingTest) -> String {
-    let name = short_name(test);
+fn describe_expectation(test: &SettingTest, uses_config: bool) -> String {
+    let name = short_name(test, uses_config);
     match &test.value {
         None => format!("'{name}' {}", test.op),
         Some(v) => {
@@ -376,7 +385,7 @@ pub fn resolve(
             ConfigState::NotUsed => {}
         }
     }
-    if let Some(flag) = &test.flag {
+    if let (Some(flag), true) = (&test.flag, flags_count) {
         let env_name = format!("ETCD_{}", flag.replace('-', "_").to_uppercase());
         if component == Component::Etcd {
             if let Some(raw) = comp.env.get(&env_name) {

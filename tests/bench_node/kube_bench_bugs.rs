@@ -85,7 +85,7 @@ fn without_a_config_file_the_flag_defaults_apply() {
     let r = node.results(&["--targets", "node", "--kubernetes-version", "1.30"]);
     let anon = r.expect("4.2.1", "FAIL");
     assert_eq!(anon["source"], "default");
-    assert_eq!(anon["actual"], "authentication.anonymous.enabled=true");
+    assert_eq!(anon["actual"], "--anonymous-auth=true");
     r.expect("4.2.2", "FAIL");
     r.expect("4.2.4", "WARN");
     // No config file: 4.1.9/4.1.10 do not apply (kube-bench: FAIL).

@@ -270,3 +270,61 @@ fn k3s_server_control_plane_is_unobservable_not_absent() {
     );
     r.expect("1.3.2", "WARN");
 }
+
+const RKE2_ETCD_CONFIG: &str = "\
+advertise-client-urls: https://10.0.0.5:2379
+client-transport-security:
+  cert-file: /var/lib/rancher/rke2/server/tls/etcd/server-client.crt
+  client-cert-auth: true
+  key-file: /var/lib/rancher/rke2/server/tls/etcd/server-client.key
+  trusted-ca-file: /var/lib/rancher/rke2/server/tls/etcd/server-ca.crt
+data-dir: /var/lib/rancher/rke2/server/db/etcd
+election-timeout: 5000
+heartbeat-interval: 500
+listen-client-urls: https://127.0.0.1:2379,https://10.0.0.5:2379
+name: server-1
+peer-transport-security:
+  cert-file: /var/lib/rancher/rke2/server/tls/etcd/peer-server-client.crt
+  client-cert-auth: true
+  key-file: /var/lib/rancher/rke2/server/tls/etcd/peer-server-client.key
+  trusted-ca-file: /var/lib/rancher/rke2/server/tls/etcd/peer-ca.crt
+";
+
+#[test]
+fn rke2_etcd_is_judged_from_its_config_file() {
+    // RKE2 runs etcd with --config-file; etcd then ignores its flags and
+    // ETCD_* variables (#1978: kube-bench FAILs these on RKE2).
+    let node = Node::new("rke2-etcd");
+    node.proc(700, &["/usr/local/bin/rke2", "server"])
+        .file(
+            "/var/lib/rancher/rke2/agent/pod-manifests/etcd.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n    - etcd\n    args:\n    - --config-file=/var/lib/rancher/rke2/server/db/etcd/config\n    - --client-cert-auth=false\n    image: index.docker.io/rancher/hardened-etcd:v3.5.13-k3s1-build20240531\n    name: etcd\n",
+            0o600,
+        )
+        .file("/var/lib/rancher/rke2/server/db/etcd/config", RKE2_ETCD_CONFIG, 0o600)
+        .dir("/var/lib/rancher/rke2/server/db/etcd/member");
+    node.chmod("/var/lib/rancher/rke2/server/db/etcd", 0o700);
+    let r = node.results(&[
+        "--targets",
+        "etcd,master",
+        "--check",
+        "2,1.1.7,1.1.11",
+        "--kubernetes-version",
+        "1.30",
+    ]);
+    for id in ["2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "1.1.7", "1.1.11"] {
+        r.expect(id, "PASS");
+    }
+    let auth = r.get("2.2");
+    assert_eq!(auth["source"], "config");
+    assert_eq!(
+        auth["actual"],
+        "client-transport-security.client-cert-auth=true"
+    );
+    assert!(r.get("1.1.11")["actual"]
+        .as_str()
+        .unwrap()
+        .starts_with("/var/lib/rancher/rke2/server/db/etcd "));
+    // No auto-tls key: etcd's default (false) decides.
+    assert_eq!(r.get("2.3")["source"], "default");
+}

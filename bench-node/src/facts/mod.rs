@@ -283,14 +283,16 @@ impl Gatherer<'_> {
             } else {
                 BTreeMap::new()
             };
+            let root = self.root_of(p);
+            let flags = Flags::parse(p.flag_args());
             return Some(ComponentFacts {
                 pid: Some(p.pid),
                 argv_source: format!("/proc/{}/cmdline", p.pid),
-                flags: Flags::parse(p.flag_args()),
-                config: ConfigState::NotUsed,
-                flags_override_config: true,
+                config: control_plane_config(component, &root, &flags),
+                flags,
+                flags_override_config: component != Component::Etcd,
                 env,
-                root: self.root_of(p),
+                root,
             });
         }
         let manifest = format!("{}/{}.yaml", self.layout.manifest_dir(), component.name());
@@ -298,15 +300,18 @@ impl Gatherer<'_> {
             return None;
         }
         match static_pod_command(self.host, &manifest) {
-            Ok((argv, env)) => Some(ComponentFacts {
-                pid: None,
-                argv_source: format!("static pod manifest {manifest}"),
-                flags: Flags::parse(&argv),
-                config: ConfigState::NotUsed,
-                flags_override_config: true,
-                env,
-                root: self.host.clone(),
-            }),
+            Ok((argv, env)) => {
+                let flags = Flags::parse(&argv);
+                Some(ComponentFacts {
+                    pid: None,
+                    argv_source: format!("static pod manifest {manifest}"),
+                    config: control_plane_config(component, self.host, &flags),
+                    flags,
+                    flags_override_config: component != Component::Etcd,
+                    env,
+                    root: self.host.clone(),
+                })
+            }
             Err(e) => {
                 self.warnings
                     .push(format!("{} not checked: {e}", component.name()));
@@ -316,14 +321,35 @@ impl Gatherer<'_> {
     }
 }
 
+/// etcd's `--config-file` (RKE2 runs etcd with one); the other control
+/// plane settings checked are flags only.
+fn control_plane_config(component: Component, root: &HostRoot, flags: &Flags) -> ConfigState {
+    if component == Component::Etcd {
+        load_config_from(root, flags, "config-file", None)
+    } else {
+        ConfigState::NotUsed
+    }
+}
+
 /// Loads `--config` and `--config-dir` of a component.
 fn load_config(root: &HostRoot, flags: &Flags) -> ConfigState {
+    load_config_from(root, flags, "config", Some("config-dir"))
+}
+
+/// Loads the config file named by `file_flag` and the drop-ins of
+/// `dir_flag`.
+fn load_config_from(
+    root: &HostRoot,
+    flags: &Flags,
+    file_flag: &str,
+    dir_flag: Option<&str>,
+) -> ConfigState {
     let file = flags
-        .raw("config")
+        .raw(file_flag)
         .filter(|p| !p.is_empty())
         .map(config::absolute);
-    let dir = flags
-        .raw("config-dir")
+    let dir = dir_flag
+        .and_then(|f| flags.raw(f))
         .filter(|p| !p.is_empty())
         .map(config::absolute);
     if file.is_none() && dir.is_none() {

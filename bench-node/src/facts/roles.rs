@@ -118,11 +118,19 @@ impl Gatherer<'_> {
     }
 
     fn etcd_data_dir(&self, etcd: Option<&ComponentFacts>) -> FileSet {
-        let flagged = etcd.and_then(|e| {
-            e.flags
-                .raw("data-dir")
-                .map(str::to_string)
-                .or_else(|| e.env.get("ETCD_DATA_DIR").cloned())
+        let from_config = etcd.and_then(|e| match &e.config {
+            ConfigState::Loaded(layers) => layers
+                .lookup("data-dir")
+                .and_then(|(v, _)| v.as_str().map(str::to_string)),
+            _ => None,
+        });
+        let flagged = from_config.or_else(|| {
+            etcd.and_then(|e| {
+                e.flags
+                    .raw("data-dir")
+                    .map(str::to_string)
+                    .or_else(|| e.env.get("ETCD_DATA_DIR").cloned())
+            })
         });
         match flagged {
             Some(dir) => files::existing(
