@@ -216,6 +216,9 @@ pub struct Resolved {
     pub value: Option<Value>,
     pub source: Option<Source>,
     pub detail: Option<String>,
+    /// With the version unknown and a default that changed between
+    /// releases: every candidate default (`value` is then `None`).
+    pub candidates: Vec<Value>,
 }
 
 fn judge_setting(
@@ -271,17 +274,39 @@ fn judge_setting(
                 return judged;
             }
         };
-        let ok = match test.op.apply(resolved.value.as_ref(), operand.as_ref()) {
-            Ok(ok) => ok,
+        let verdicts: Result<Vec<bool>, String> = if resolved.candidates.is_empty() {
+            test.op
+                .apply(resolved.value.as_ref(), operand.as_ref())
+                .map(|ok| vec![ok])
+        } else {
+            resolved
+                .candidates
+                .iter()
+                .map(|v| test.op.apply(Some(v), operand.as_ref()))
+                .collect()
+        };
+        let ok = match verdicts {
+            Ok(v) if v.windows(2).all(|w| w[0] == w[1]) => v.first().copied().unwrap_or(false),
+            // The candidate defaults disagree: the version is needed.
+            Ok(_) => {
+                judged.verdict = Verdict::Error(resolved.detail.unwrap_or_default());
+                return judged;
+            }
             Err(e) => {
                 judged.verdict = Verdict::Error(format!("{}: {e}", test.display_name()));
                 return judged;
             }
         };
-        let shown = resolved
-            .value
-            .as_ref()
-            .map_or_else(|| "<not set>".to_string(), ToString::to_string);
+        let shown = match (&resolved.value, resolved.candidates.is_empty()) {
+            (Some(v), _) => v.to_string(),
+            (None, false) => resolved
+                .candidates
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            (None, true) => "<not set>".to_string(),
+        };
         actual.push(format!("{}={shown}", short_name(test, uses_config)));
         if judged.source.is_none() || !ok {
             judged.source = resolved.source;
@@ -351,6 +376,7 @@ pub fn resolve(
                     value: Some(value),
                     source: Some(Source::Flag),
                     detail: Some(format!("--{flag} ({})", comp.argv_source)),
+                    candidates: Vec::new(),
                 });
             }
         }
@@ -378,6 +404,7 @@ pub fn resolve(
                         value: Some(value),
                         source: Some(Source::Config),
                         detail: Some(format!("{full} in {file}")),
+                        candidates: Vec::new(),
                     });
                 }
             }
@@ -397,6 +424,7 @@ pub fn resolve(
                     value: Some(value),
                     source: Some(Source::Env),
                     detail: Some(env_name),
+                    candidates: Vec::new(),
                 });
             }
         }
@@ -466,9 +494,22 @@ fn default_value(
         None => {
             let values: Vec<_> = entries.iter().map(|d| pick(d)).collect();
             if values.windows(2).any(|w| w[0] != w[1]) {
-                return Err(format!(
-                    "{setting} is not set and its default depends on the Kubernetes version, which is unknown; pass --kubernetes-version"
-                ));
+                // The caller decides if every candidate gives one verdict.
+                let candidates = values
+                    .iter()
+                    .flatten()
+                    .map(|raw| test.ty.from_toml(raw))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("default of {setting}: {e}"))?;
+                return Ok(Resolved {
+                    value: None,
+                    source: Some(Source::Default),
+                    detail: Some(format!(
+                        "{setting} is not set and its {} default depends on the Kubernetes version, which is unknown (pass --kubernetes-version)",
+                        component.name()
+                    )),
+                    candidates,
+                });
             }
             entries.iter().take(1).collect()
         }
@@ -492,6 +533,7 @@ fn default_value(
         value: Some(value),
         source: Some(Source::Default),
         detail: Some(format!("{} {mode}: {}", component.name(), entry.doc)),
+        candidates: Vec::new(),
     })
 }
 
@@ -515,6 +557,7 @@ fn unset() -> Resolved {
         value: None,
         source: None,
         detail: None,
+        candidates: Vec::new(),
     }
 }
 
@@ -527,6 +570,98 @@ fn in_range(v: (u32, u32), since: Option<&str>, until: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::cmdline::Flags;
+    use crate::facts::ComponentFacts;
+    use crate::files::Accounts;
+    use crate::layout::Layout;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const BENCH: &str = r#"
+benchmark = "t"
+kubernetes = "1.32"
+[[section]]
+id = "4"
+title = "t"
+target = "node"
+group = [{ id = "4.2", title = "Kubelet" }]
+[[check]]
+id = "4.2.8"
+title = "t"
+automated = true
+remediation = "r"
+[check.audit]
+kind = "setting"
+component = "kubelet"
+test = [{ flag = "event-qps", config = "eventRecordQPS", type = "int", op = "gt", value = 10 }]
+[[default]]
+component = "kubelet"
+setting = "eventRecordQPS"
+type = "int"
+config_file = 5
+flag = 5
+until = "1.26"
+doc = "old"
+[[default]]
+component = "kubelet"
+setting = "eventRecordQPS"
+type = "int"
+config_file = 50
+flag = 50
+since = "1.27"
+doc = "new"
+"#;
+
+    fn facts(version: Option<&str>, args: &[&str]) -> Facts {
+        let dir = std::env::temp_dir();
+        let root = nodeguard_common::hostroot::HostRoot::open(dir).unwrap();
+        let kubelet = ComponentFacts {
+            pid: Some(1),
+            argv_source: "test".into(),
+            flags: Flags::parse(args),
+            config: ConfigState::NotUsed,
+            flags_override_config: true,
+            env: BTreeMap::new(),
+            root,
+        };
+        Facts {
+            layout: Layout::Plain,
+            version: version.and_then(|v| KubeVersion::parse(v, "test")),
+            version_note: None,
+            components: BTreeMap::from([(Component::Kubelet, kubelet)]),
+            files: BTreeMap::new(),
+            detected_targets: BTreeSet::new(),
+            accounts: Accounts::default(),
+            warnings: Vec::new(),
+            unobservable: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn disagreeing_version_defaults_need_the_version() {
+        let bench = Benchmark::parse(BENCH).unwrap();
+        let check = &bench.checks[0];
+        let unknown = evaluate(check, &bench, &facts(None, &[]));
+        assert_eq!(unknown.status, Status::Fail);
+        assert_eq!(unknown.reason, Some(Reason::Error));
+        assert!(unknown.detail.unwrap().contains("--kubernetes-version"));
+        let old = evaluate(check, &bench, &facts(Some("1.26"), &[]));
+        assert_eq!(
+            (old.status, old.actual.as_str()),
+            (Status::Fail, "--event-qps=5")
+        );
+        let new = evaluate(check, &bench, &facts(Some("1.30"), &[]));
+        assert_eq!(
+            (new.status, new.source),
+            (Status::Pass, Some(Source::Default))
+        );
+        // A flag decides regardless of the version.
+        let flagged = evaluate(check, &bench, &facts(None, &["--event-qps=20"]));
+        assert_eq!(
+            (flagged.status, flagged.source),
+            (Status::Pass, Some(Source::Flag))
+        );
+    }
 
     #[test]
     fn version_ranges() {

@@ -231,8 +231,8 @@ fn kube_proxy_metrics_come_from_its_config_not_its_kubeconfig() {
 #[test]
 fn unknown_version_is_said_not_guessed() {
     // No kubelet binary to read: the version is unknown (kube-bench would
-    // silently assume 1.18). eventRecordQPS's default changed in 1.27, so
-    // 4.2.8 cannot be judged without it; the report says why.
+    // silently assume 1.18). eventRecordQPS's default changed in 1.27 (5 to
+    // 50); both pass `>= 0`, so 4.2.8 is still decided, and says both.
     let node = Worker::default().build("no-version");
     std::fs::remove_file(node.dir.join("usr/bin/kubelet")).unwrap();
     let r = node.results(&["--check", "4.2.8,4.2.1"]);
@@ -242,16 +242,15 @@ fn unknown_version_is_said_not_guessed() {
         warnings.contains("Kubernetes version unknown"),
         "{warnings}"
     );
-    let qps = r.expect("4.2.8", "WARN");
-    assert_eq!(qps["reason"], "error");
+    let qps = r.expect("4.2.8", "PASS");
+    assert_eq!(qps["actual"], "eventRecordQPS=5 or 50");
     assert!(
-        qps["detail"]
+        qps["source_detail"]
             .as_str()
             .unwrap()
             .contains("--kubernetes-version"),
         "{qps:#}"
     );
-    // Defaults that do not depend on the version still apply.
     r.expect("4.2.1", "PASS");
     // An explicit version picks the default of that release.
     let r = node.results(&["--check", "4.2.8", "--kubernetes-version", "v1.26.3"]);
