@@ -12,7 +12,7 @@
 #   detect-host  another nodeguard tool reading the same host root, if it
 #                is built and works on this branch.
 #
-# Output: hyperfine's table and JSON (bench/results/bench-node-*.json), the
+# Output: hyperfine's table and JSON (target/bench-results/bench-node-*.json), the
 # peak RSS from /usr/bin/time -v, and ratios. Not run in CI.
 #
 # Usage: bench/bench-node.sh [RUNS]   (nice'd; needs hyperfine, GNU time)
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs="${1:-50}"
-out_dir="bench/results"
+out_dir="target/bench-results"
 mkdir -p "$out_dir"
 
 for tool in hyperfine /usr/bin/time; do

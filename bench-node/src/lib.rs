@@ -84,6 +84,13 @@ fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             (wanted && (explicit.is_empty() || explicit.contains(&target))).then_some((c, target))
         })
         .collect();
+    if !cli.check.is_empty() && selected.is_empty() {
+        anyhow::bail!(
+            "--check {} matches no check of {} for the selected targets",
+            cli.check.join(","),
+            bench.benchmark
+        );
+    }
     let roles = selected
         .iter()
         .filter_map(|(c, _)| match &c.audit {

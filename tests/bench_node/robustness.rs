@@ -148,4 +148,9 @@ fn unusable_host_root_is_an_error_exit() {
     let out = crate::harness::run(crate::harness::tool("bench-node").args(["--targets", "moon"]));
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("moon"), "{}", out.stderr);
+    // A typo in --check is an error, not an empty (all-clear) report.
+    let out = crate::harness::run(crate::harness::tool("bench-node").args(["--check", "4.9.1"]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("4.9.1"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
 }
