@@ -169,6 +169,18 @@ for i in "${!cmds[@]}"; do
     printf '  %-12s %s\n' "${names[$i]}" "$rss"
 done
 
+# CPU time is robust to a loaded machine (wall time is not): perf's
+# task-clock, when perf is there.
+if command -v perf >/dev/null; then
+    echo
+    echo "CPU time (perf stat task-clock, 30 runs):"
+    for i in "${!cmds[@]}"; do
+        # shellcheck disable=SC2086 # the command strings are word lists
+        clock="$(perf stat -r 30 -x, -e task-clock ${cmds[$i]} 2>&1 >/dev/null | awk -F, '/task-clock/ {printf "%.2f ms", $1}')"
+        printf '  %-12s %s\n' "${names[$i]}" "$clock"
+    done
+fi
+
 echo
 python3 - "$out_dir/bench-node-$stamp.json" <<'EOF'
 import json, sys
