@@ -65,8 +65,15 @@ pub fn from_go_binary(path: &Path) -> std::io::Result<Option<String>> {
 /// prints), read from its `.go.buildinfo` section. `Ok(None)`: not a Go
 /// binary, or one without inline build info.
 pub fn go_modinfo(path: &Path) -> std::io::Result<Option<String>> {
-    let mut file = File::open(path)?;
-    let Some(section) = read_elf_section(&mut file, ".go.buildinfo")? else {
+    go_modinfo_of(&mut File::open(path)?)
+}
+
+/// [`go_modinfo`] of an open file (opened under the host root).
+pub fn go_modinfo_of(file: &mut File) -> std::io::Result<Option<String>> {
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let Some(section) = read_elf_section(file, ".go.buildinfo")? else {
         return Ok(None);
     };
     Ok(parse_buildinfo(&section))
@@ -173,7 +180,14 @@ fn read_elf_section(file: &mut File, name: &str) -> std::io::Result<Option<Vec<u
             u64::from(u16_at(&ident, 0x32)),
         )
     };
-    if shoff == 0 || shnum == 0 || shnum > 4096 || shentsize < 40 || shstrndx >= shnum {
+    // Real section headers are 40 (ELF32) or 64 (ELF64) bytes; bounding
+    // both numbers bounds what a hostile file can make us allocate.
+    if shoff == 0
+        || shnum == 0
+        || shnum > 4096
+        || !(40..=256).contains(&shentsize)
+        || shstrndx >= shnum
+    {
         return Ok(None);
     }
     let mut table = vec![0u8; usize::try_from(shentsize * shnum).unwrap_or(0)];
@@ -302,6 +316,27 @@ mod tests {
             git_version_from_modinfo(&parsed).as_deref(),
             Some("v1.30.2+k3s1")
         );
+    }
+
+    #[test]
+    fn hostile_elf_headers_are_rejected_without_huge_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubelet");
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[0x28..0x30].copy_from_slice(&64u64.to_le_bytes()); // shoff
+        elf[0x3a..0x3c].copy_from_slice(&u16::MAX.to_le_bytes()); // shentsize
+        elf[0x3c..0x3e].copy_from_slice(&4000u16.to_le_bytes()); // shnum
+        std::fs::write(&path, &elf).unwrap();
+        assert_eq!(from_go_binary(&path).unwrap(), None);
+        // Truncated section table: an error, not a panic.
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        std::fs::write(&path, &elf).unwrap();
+        assert!(from_go_binary(&path).is_err());
+        std::fs::write(&path, b"#!/bin/sh\n").unwrap();
+        assert!(from_go_binary(&path).is_err());
     }
 
     #[test]

@@ -154,3 +154,24 @@ fn unusable_host_root_is_an_error_exit() {
     assert!(out.stderr.contains("4.9.1"), "{}", out.stderr);
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn planted_fifos_do_not_hang_the_run() {
+    // A FIFO where the config and the kubelet binary should be: a blocking
+    // open would hang forever.
+    let node = Worker::default().build("fifo");
+    for path in ["var/lib/kubelet/config.yaml", "usr/bin/kubelet"] {
+        let real = node.dir.join(path);
+        std::fs::remove_file(&real).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&real)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = node.run(&["--targets", "node"]);
+    out.assert_code(0);
+    let r = super::fixture::Results::from_doc(out.json());
+    assert_eq!(r.expect("4.2.1", "FAIL")["reason"], "error");
+    assert!(r.doc["kubernetes_version"].is_null());
+}

@@ -155,10 +155,12 @@ pub(super) fn detect_version(
                 .collect()
         };
         for path in candidates {
-            let Ok(real) = host.resolve(&path) else {
+            let Ok(mut file) = host.open_file(&path) else {
                 continue;
             };
-            match version::from_go_binary(&real) {
+            let found = version::go_modinfo_of(&mut file)
+                .map(|m| m.and_then(|m| version::git_version_from_modinfo(&m)));
+            match found {
                 Ok(Some(v)) => {
                     return (
                         KubeVersion::parse(&v, format!("Go build info of {path}")),
