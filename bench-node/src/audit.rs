@@ -184,20 +184,28 @@ fn judge_files(
         }) => {
             judged.source = Some(*source);
             judged.source_detail = Some(detail.clone());
-            let mut parts = Vec::new();
+            let mut failing = Vec::new();
+            let mut passing = Vec::new();
             let mut errors = Vec::new();
-            let mut all_ok = true;
             for f in files {
                 match &f.stat {
                     Ok(stat) => {
                         let (ok, shown) = test(stat);
-                        all_ok &= ok;
-                        parts.push(format!("{} {shown}", f.path));
+                        let part = format!("{} {shown}", f.path);
+                        if ok {
+                            passing.push(part);
+                        } else {
+                            failing.push(part);
+                        }
                     }
                     Err(e) => errors.push(e.clone()),
                 }
             }
-            judged.actual = parts.join("; ");
+            let all_ok = failing.is_empty();
+            // Offending files first; a PKI or CNI directory can hold many
+            // files, and a JSON Lines record must stay small.
+            failing.extend(passing);
+            judged.actual = cap_list(&failing, MAX_FILES_SHOWN);
             judged.verdict = if !errors.is_empty() {
                 Verdict::Error(errors.join("; "))
             } else if all_ok {
@@ -208,6 +216,20 @@ fn judge_files(
         }
     }
     judged
+}
+
+/// How many files `actual` lists before summarising the rest.
+const MAX_FILES_SHOWN: usize = 16;
+
+fn cap_list(parts: &[String], max: usize) -> String {
+    if parts.len() <= max {
+        return parts.join("; ");
+    }
+    format!(
+        "{}; … and {} more",
+        parts[..max].join("; "),
+        parts.len() - max
+    )
 }
 
 /// A setting's effective value and what decided it.
@@ -661,6 +683,14 @@ doc = "new"
             (flagged.status, flagged.source),
             (Status::Pass, Some(Source::Flag))
         );
+    }
+
+    #[test]
+    fn long_file_lists_are_capped() {
+        let parts: Vec<String> = (0..20).map(|i| format!("/f{i}")).collect();
+        let shown = cap_list(&parts, 16);
+        assert!(shown.ends_with("… and 4 more"), "{shown}");
+        assert_eq!(cap_list(&parts[..2], 16), "/f0; /f1");
     }
 
     #[test]
