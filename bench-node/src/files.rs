@@ -19,6 +19,8 @@ pub enum Source {
     Env,
     /// The component's built-in default, or the layout's default path.
     Default,
+    /// The running process itself (its systemd unit, from its cgroup).
+    Process,
 }
 
 /// The files behind a check role.

@@ -57,6 +57,7 @@ fn k3s_agent_with_embedded_kubelet() {
     );
     // The unit from the process's cgroup, at 0644: too open.
     let unit = r.expect("4.1.1", "FAIL");
+    assert_eq!(unit["source"], "process", "{unit:#}");
     assert!(
         unit["actual"]
             .as_str()

@@ -170,7 +170,7 @@ impl Gatherer<'_> {
         let (units, source, detail): (Vec<String>, Source, String) = match &from_cgroup {
             Some(unit) => (
                 vec![unit.clone()],
-                Source::Flag,
+                Source::Process,
                 format!("systemd unit {unit} of the kubelet process (cgroup)"),
             ),
             None => (
