@@ -253,6 +253,16 @@ fn tampered_truncated_foreign_and_mismatched_baselines_are_refused() {
     assert!(r.stdout.is_empty(), "no report from a refused baseline");
     assert!(r.stderr.contains("baseline"), "{}", r.stderr);
 
+    // An edited header (another node name) is tampering, not a foreign baseline.
+    let pos = good
+        .windows(6)
+        .position(|w| w == b"node-a")
+        .expect("node name in header");
+    let mut edited = good.clone();
+    edited[pos + 5] = b'b';
+    fs::write(f.base(), &edited).expect("write");
+    f.run("check", &[]).assert_code(3);
+
     fs::write(f.base(), &good[..good.len() - 10]).expect("write");
     let r = f.run("check", &[]);
     r.assert_code(3);

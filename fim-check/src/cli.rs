@@ -13,12 +13,18 @@ pub const EXIT_CODES: &str = "Exit codes:
   4  baseline refused: intact but made for another node, another config,
      other --path limits, or in an unsupported format version (run init)";
 
+pub const ENVIRONMENT: &str = "Environment: every flag also reads a variable: NODEGUARD_HOST_ROOT,
+NODEGUARD_BASELINE, NODEGUARD_CONFIG, NODEGUARD_KEY_FILE, NODEGUARD_PATH,
+NODEGUARD_FORMAT, NODEGUARD_PRETTY, NODEGUARD_METRICS_FILE, NODEGUARD_NODE_NAME,
+NODEGUARD_MAX_READ_RATE, NODEGUARD_NICE, NODEGUARD_NO_IO_IDLE, NODEGUARD_THREADS,
+NODEGUARD_FAIL_ON, NODEGUARD_FORCE (see each command's --help).";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fim-check",
     version,
     about = "File integrity monitoring for Kubernetes nodes: signed baselines, parallel SHA-256, JSON reports.",
-    after_help = EXIT_CODES
+    after_help = format!("{ENVIRONMENT}\n\n{EXIT_CODES}")
 )]
 pub struct Cli {
     #[command(subcommand)]

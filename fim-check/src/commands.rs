@@ -329,7 +329,16 @@ fn check_or_update(a: &ScanArgs, update: bool) -> Result<u8> {
     let path = &a.baseline;
     let mut reader = open_baseline(path, s.key.as_deref())?;
     let header = reader.header().clone();
-    check_binding(path, &header, &s)?;
+    if let Err(mismatch) = check_binding(path, &header, &s) {
+        // The header is only trusted once the tag verifies: an edited
+        // header is tampering (exit 3), not a foreign baseline (exit 4).
+        while reader
+            .next_entry()
+            .map_err(|e| baseline_error(path, e))?
+            .is_some()
+        {}
+        return Err(mismatch);
+    }
     if s.scope.limits.is_empty() {
         // A baseline built for some paths is checked on those paths.
         s.scope.limits = header
