@@ -1,0 +1,428 @@
+//! `install`: converge the host to the profile, acting only on drift.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use nodeguard_common::atomic;
+use nodeguard_common::exit::ToolError;
+
+use crate::converge::{decide, Action, Desired, Observed};
+use crate::desired::RenderedConfig;
+use crate::fetch::{clean_stale_staging, fetch, stage};
+use crate::hostexec::HostCommand;
+use crate::observe::{package_state, rpm_db_args, unit_state, PackageState};
+use crate::plan::{Installer, Selection};
+use crate::report::{AgentReport, ObservedSummary, Outcome, StepStatus};
+use crate::session::Session;
+use crate::state::{unix_now, InProgress, StateRecord};
+use crate::verify::{activate, verify};
+
+/// Exit code: a step failed.
+pub const EXIT_STEP_FAILED: u8 = 3;
+/// Exit code: installed, but not by nodeguard.
+pub const EXIT_NOT_OWNED: u8 = 6;
+/// Exit code: the host cannot get this agent.
+pub const EXIT_UNSUPPORTED: u8 = 7;
+
+/// Longest a package transaction may take.
+const PACKAGE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Longest a started unit may stay `activating`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Summarise the observation for the report.
+pub fn observed_summary(desired: &Desired, observed: &Observed) -> ObservedSummary {
+    ObservedSummary {
+        installed_version: observed.installed_version.clone(),
+        package_broken: observed.package_broken,
+        config_digest: observed.config_digest.clone(),
+        config_current: observed.config_digest.as_deref() == Some(desired.config_digest.as_str()),
+        unit: observed.unit.clone(),
+        owned: observed.record.is_some(),
+        activated: desired.activation_digest.as_ref().map(|d| {
+            observed
+                .record
+                .as_ref()
+                .and_then(|r| r.activation_digest.as_ref())
+                == Some(d)
+        }),
+    }
+}
+
+/// Run `install`; returns the report and the exit code.
+pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
+    let sel = match session.select() {
+        Ok(sel) => sel,
+        Err(u) => {
+            report.status = Outcome::Unsupported;
+            report.reason = Some(u.reason);
+            return Ok(EXIT_UNSUPPORTED);
+        }
+    };
+    report.package = Some(session.package_summary(&sel));
+    let (desired, configs) = session.desired(&sel)?;
+    report.config_digest = Some(desired.config_digest.clone());
+    let store = session.store();
+    let _lock = store.lock(Duration::from_secs(session.args.lock_timeout))?;
+    let observed = session.observe(&sel, &configs)?;
+    report.observed = Some(observed_summary(&desired, &observed));
+
+    if observed.record.is_none() && observed.installed_version.is_some() && !session.args.adopt {
+        report.status = Outcome::NotOwned;
+        report.reason = Some(format!(
+            "{} {} is installed but not by nodeguard (no ownership marker); pass --adopt to manage it",
+            desired.package,
+            observed.installed_version.as_deref().unwrap_or_default()
+        ));
+        return Ok(EXIT_NOT_OWNED);
+    }
+
+    let actions = decide(&desired, &observed);
+    if actions.is_empty() {
+        report.note(
+            "converge",
+            StepStatus::Ok,
+            format!(
+                "nothing to do: {} {} installed, config current, unit enabled and active",
+                desired.package, desired.version
+            ),
+        );
+        report.status = Outcome::Converged;
+        return Ok(0);
+    }
+
+    let mut record = observed.record.clone().unwrap_or_else(|| {
+        StateRecord::new(
+            &session.profile.name,
+            &desired.package,
+            &desired.version,
+            sel.entry.format.as_str(),
+            "",
+            None,
+        )
+    });
+    let previous = record.in_progress.take();
+    record.in_progress = Some(InProgress {
+        action: actions
+            .iter()
+            .map(Action::name)
+            .collect::<Vec<_>>()
+            .join(","),
+        run_id: session.run_id.clone(),
+        unit: Some(session.unit_name("package")),
+        started_at: unix_now(),
+    });
+    store.save(&record)?;
+
+    let result = apply(
+        session,
+        report,
+        &sel,
+        &desired,
+        &configs,
+        &actions,
+        previous.as_ref(),
+        &mut record,
+    );
+    match result {
+        Ok(()) => {
+            record.in_progress = None;
+            record.version = desired.version.clone();
+            record.config_digest = desired.config_digest.clone();
+            record.format = sel.entry.format.as_str().to_owned();
+            record.package = desired.package.clone();
+            record.updated_at = unix_now();
+            store.save(&record)?;
+            report.status = Outcome::Changed;
+            Ok(0)
+        }
+        Err(e) => {
+            // The journal entry stays: the next run recovers and restarts.
+            report.status = Outcome::Failed;
+            report.reason = Some(nodeguard_common::redact::redact(&format!("{e:#}")));
+            let code = nodeguard_common::exit::code_for(&e);
+            Ok(if code > nodeguard_common::exit::ERROR {
+                code
+            } else {
+                EXIT_STEP_FAILED
+            })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    session: &Session,
+    report: &mut AgentReport,
+    sel: &Selection<'_>,
+    desired: &Desired,
+    configs: &[RenderedConfig],
+    actions: &[Action],
+    previous: Option<&InProgress>,
+    record: &mut StateRecord,
+) -> Result<()> {
+    for action in actions {
+        match action {
+            Action::Recover => report.step("recover", || {
+                recover(session, sel, previous).map(|d| (StepStatus::Changed, Some(d), ()))
+            })?,
+            Action::Install | Action::Upgrade { .. } => {
+                let fetched = report.step("fetch", || {
+                    let f = fetch(sel.entry, &session.fetch_options())?;
+                    let detail = format!("{} ({} bytes, sha256 verified)", f.source, f.bytes);
+                    Ok((StepStatus::Ok, Some(detail), f))
+                })?;
+                let name = action.name();
+                report.step(name, || {
+                    install_package(session, sel, desired, &fetched)
+                        .map(|d| (StepStatus::Changed, Some(d), ()))
+                })?;
+            }
+            Action::Configure => report.step("configure", || {
+                write_configs(session, configs).map(|d| (StepStatus::Changed, Some(d), ()))
+            })?,
+            Action::Enable => report.step("enable", || {
+                session.systemctl("enable", &session.profile.unit())?;
+                Ok((
+                    StepStatus::Changed,
+                    Some(format!("enabled {}", session.profile.unit())),
+                    (),
+                ))
+            })?,
+            Action::Start | Action::Restart => {
+                let verb = action.name();
+                report.step(verb, || {
+                    session.systemctl(verb, &session.profile.unit())?;
+                    wait_active(session)?;
+                    Ok((
+                        StepStatus::Changed,
+                        Some(format!("{verb}ed {}; active", session.profile.unit())),
+                        (),
+                    ))
+                })?;
+            }
+            Action::Activate => {
+                report.step("activate", || {
+                    activate(session).map(|d| (StepStatus::Changed, Some(d), ()))
+                })?;
+                record.activation_digest = desired.activation_digest.clone();
+            }
+        }
+    }
+    report.step("verify", || {
+        verify(session).map(|d| (StepStatus::Ok, Some(d), ()))
+    })
+}
+
+/// Finish what an interrupted run left: wait for its transient unit,
+/// complete interrupted dpkg transactions, remove stale staging.
+fn recover(
+    session: &Session,
+    sel: &Selection<'_>,
+    previous: Option<&InProgress>,
+) -> Result<String> {
+    let mut notes = Vec::new();
+    if let Some(prev) = previous {
+        notes.push(format!(
+            "run {} was interrupted during {}",
+            prev.run_id, prev.action
+        ));
+        if let Some(unit) = &prev.unit {
+            let waited = wait_unit_gone(session, &format!("{unit}.service"), PACKAGE_TIMEOUT)?;
+            notes.push(if waited {
+                format!("waited for its unit {unit} to finish")
+            } else {
+                format!("its unit {unit} had finished")
+            });
+        }
+    }
+    if sel.installer.format() == crate::profile::PackageFormat::Deb {
+        let argv = ["/usr/bin/dpkg", "--configure", "--pending"]
+            .map(str::to_owned)
+            .to_vec();
+        let cmd = HostCommand::change(argv, session.unit_name("recover"), PACKAGE_TIMEOUT);
+        let out = session.exec()?.run(&cmd)?;
+        if !out.status.success() {
+            bail!("`dpkg --configure --pending` failed: {}", out.stderr_tail());
+        }
+        notes.push("completed pending dpkg configuration".to_owned());
+    }
+    let removed = clean_stale_staging(&session.root)?;
+    if removed > 0 {
+        notes.push(format!(
+            "removed {removed} stale staging entr{}",
+            if removed == 1 { "y" } else { "ies" }
+        ));
+    }
+    Ok(notes.join("; "))
+}
+
+/// Wait while a unit is loaded and active; returns whether we had to wait.
+fn wait_unit_gone(session: &Session, unit: &str, limit: Duration) -> Result<bool> {
+    let deadline = Instant::now() + limit;
+    let mut waited = false;
+    loop {
+        let state = unit_state(session.exec()?, unit)?;
+        if !state.active() {
+            return Ok(waited);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "unit {unit} of an interrupted run is still {} after {limit:?}",
+                state.active_state
+            );
+        }
+        waited = true;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_active(session: &Session) -> Result<()> {
+    let unit = session.profile.unit();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let state = unit_state(session.exec()?, &unit)?;
+        match state.active_state.as_str() {
+            "active" => return Ok(()),
+            "activating" | "reloading" if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => {
+                bail!("{unit} is {other} after start (see `journalctl -u {unit}` on the node)")
+            }
+        }
+    }
+}
+
+/// The installer command line for a staged package.
+pub fn install_argv(installer: Installer, package: &Path, rpm_db: &[String]) -> Vec<String> {
+    let pkg = package.display().to_string();
+    let mut argv: Vec<String> = vec![installer.program().to_owned()];
+    let rest: Vec<&str> = match installer {
+        // A local path makes apt install that file and resolve its
+        // dependencies from the host's configured repositories.
+        Installer::AptGet => vec![
+            "install",
+            "--yes",
+            "--no-install-recommends",
+            "--allow-downgrades",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+        ],
+        Installer::Dpkg => vec!["--install", "--force-confdef", "--force-confold"],
+        Installer::Dnf | Installer::Yum => vec!["install", "--assumeyes"],
+        Installer::Zypper => vec![
+            "--non-interactive",
+            "install",
+            "--allow-unsigned-rpm",
+            "--oldpackage",
+        ],
+        Installer::Rpm => {
+            argv.extend(rpm_db.iter().cloned());
+            vec!["--upgrade", "--replacepkgs", "--oldpackage"]
+        }
+    };
+    argv.extend(rest.into_iter().map(str::to_owned));
+    argv.push(pkg);
+    argv
+}
+
+fn install_package(
+    session: &Session,
+    sel: &Selection<'_>,
+    desired: &Desired,
+    fetched: &crate::fetch::Fetched,
+) -> Result<String> {
+    let ext = sel.entry.format.as_str();
+    let file_name = format!("{}_{}.{ext}", desired.package, sanitize(&desired.version));
+    let staged = stage(
+        &session.root,
+        fetched,
+        &sel.entry.sha256,
+        &session.run_id,
+        &file_name,
+    )?;
+    let argv = install_argv(
+        sel.installer,
+        &staged.host_path,
+        &rpm_db_args(&session.root),
+    );
+    let cmd = HostCommand::change(argv, session.unit_name("package"), PACKAGE_TIMEOUT)
+        .with_env("DEBIAN_FRONTEND", "noninteractive");
+    let out = session.exec()?.run(&cmd)?;
+    drop(staged);
+    if !out.status.success() {
+        bail!(
+            "`{}` {}: {}",
+            out.display,
+            nodeguard_common::process::describe_status(out.status),
+            out.stderr_tail()
+        );
+    }
+    session.daemon_reload()?;
+    match package_state(
+        session.exec()?,
+        &session.root,
+        sel.entry.format,
+        &desired.package,
+    )? {
+        PackageState::Installed(v) if crate::converge::version_matches(&v, &desired.version) => {
+            Ok(format!(
+                "{} {v} installed with {} from {}",
+                desired.package,
+                sel.installer.program(),
+                fetched.source
+            ))
+        }
+        other => bail!(
+            "after installing, the package database reports {other:?} for {} (wanted {})",
+            desired.package,
+            desired.version
+        ),
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".+-~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Write the config files atomically, root-owned, with their modes.
+fn write_configs(session: &Session, configs: &[RenderedConfig]) -> Result<String> {
+    let mut written = Vec::new();
+    for c in configs {
+        let real = session.root.resolve_parent(&c.path)?;
+        if let Some(parent) = real.parent() {
+            atomic::ensure_dir(parent, 0o755)?;
+        }
+        atomic::write_file(&real, &c.content, c.mode)
+            .with_context(|| format!("writing host file {}", c.path.display()))?;
+        // The file is ours (uid 0 of the pod is uid 0 of the host); make
+        // sure no group survives from a file it replaced.
+        nix::unistd::chown(
+            &real,
+            Some(nix::unistd::Uid::from_raw(0)),
+            Some(nix::unistd::Gid::from_raw(0)),
+        )
+        .map_err(|e| {
+            ToolError::new(
+                EXIT_STEP_FAILED,
+                format!("chown root:root {}: {e}", c.path.display()),
+            )
+        })?;
+        written.push(format!("{} ({:04o})", c.path.display(), c.mode));
+    }
+    Ok(format!("wrote {}", written.join(", ")))
+}
