@@ -89,8 +89,8 @@ fn read_credential(path: &Path) -> Result<Option<String>> {
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("credential file {} is not UTF-8", path.display()))?;
     let value = text.trim_end_matches(['\n', '\r']).to_owned();
-    if value.contains(['\n', '\r', '\0']) {
-        bail!("credential file {} must hold a single line", path.display());
+    if value.contains('\0') {
+        bail!("credential file {} holds a NUL byte", path.display());
     }
     Ok((!value.is_empty()).then_some(value))
 }
@@ -241,9 +241,9 @@ template = "https_proxy={{proxy}}\n"
         let dir = tempfile::tempdir().expect("tmp");
         let err = load_values(&p, Some(dir.path())).expect_err("missing");
         assert!(format!("{err:#}").contains("token"), "{err:#}");
-        fs::write(dir.path().join("token"), "a\nb\n").expect("write");
-        let err = load_values(&p, Some(dir.path())).expect_err("multi-line");
-        assert!(!format!("{err:#}").contains("a\nb"));
+        fs::write(dir.path().join("token"), "zq9\0xw7\n").expect("write");
+        let err = load_values(&p, Some(dir.path())).expect_err("NUL");
+        assert!(!format!("{err:#}").contains("zq9"), "{err:#}");
     }
 
     #[test]
@@ -275,5 +275,40 @@ template = "https_proxy={{proxy}}\n"
             observed_config_digest(&root, &want),
             Some(config_digest(&want))
         );
+    }
+
+    #[test]
+    fn shipped_qualys_profile_renders_proxy_only_when_configured() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/qualys-cloud-agent.toml");
+        let p = Profile::load(&path).expect("shipped profile is valid");
+        assert_eq!(p.unit(), "qualys-cloud-agent.service");
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("activation_id"), "11111111-2222\n").expect("write");
+        fs::write(dir.path().join("customer_id"), "33333333-4444\n").expect("write");
+        let values = load_values(&p, Some(dir.path())).expect("values");
+        assert!(render_configs(&p, PackageFormat::Rpm, &values)
+            .expect("render")
+            .is_empty());
+        let argv =
+            render_argv(&p.activate.as_ref().expect("activate").command, &values).expect("argv");
+        assert_eq!(
+            argv[1..],
+            ["ActivationId=11111111-2222", "CustomerId=33333333-4444"]
+        );
+
+        fs::write(
+            dir.path().join("https_proxy"),
+            "https://user:pw@proxy.corp:3128\n",
+        )
+        .expect("write");
+        let values = load_values(&p, Some(dir.path())).expect("values");
+        let rpm = render_configs(&p, PackageFormat::Rpm, &values).expect("render");
+        assert_eq!(rpm.len(), 1);
+        assert_eq!(rpm[0].path, Path::new("/etc/sysconfig/qualys-cloud-agent"));
+        assert!(String::from_utf8_lossy(&rpm[0].content)
+            .contains("qualys_https_proxy=https://user:pw@proxy.corp:3128"));
+        let deb = render_configs(&p, PackageFormat::Deb, &values).expect("render");
+        assert_eq!(deb[0].path, Path::new("/etc/default/qualys-cloud-agent"));
+        assert_eq!(deb[0].mode, 0o600);
     }
 }

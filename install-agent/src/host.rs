@@ -183,7 +183,12 @@ fn classify(
         let old_yum = match os_id {
             "amzn" => major.is_none_or(|m| m < 2022),
             "fedora" => major.is_some_and(|m| m < 22),
-            _ => major.is_some_and(|m| m < 8),
+            // The RHEL-8-era derivatives with their own numbering
+            // (TencentOS 3, openEuler, Kylin V10) ship dnf; the installer
+            // falls back to whichever of dnf/yum/rpm exists anyway.
+            "rhel" | "centos" | "ol" | "scientific" | "almalinux" | "rocky" | "eurolinux"
+            | "miraclelinux" => major.is_some_and(|m| m < 8),
+            _ => false,
         };
         return (
             "rhel",

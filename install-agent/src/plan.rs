@@ -222,4 +222,146 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
             (PackageFormat::Deb, Installer::AptGet)
         );
     }
+
+    /// Expected selection per fixture host: the package format and
+    /// installer, or the unsupported cause.
+    const EXPECTED: &[(&str, &str)] = &[
+        ("almalinux_8_3_beta", "rpm dnf"),
+        ("alp-dolomite", "immutable-os"),
+        ("amazon_linux_2", "rpm yum"),
+        ("amazon_linux_2016.03", "rpm yum"),
+        ("amazon_linux_2018.03", "rpm yum"),
+        // Empty or missing os-release: no facts to choose a package by.
+        ("amazon_linux_2_karoo", "no-package-manager"),
+        ("amazon_linux_release_2", "no-package-manager"),
+        ("centos_6.7", "no-package-manager"),
+        ("centos_8_1", "rpm dnf"),
+        ("centos_stream_8", "rpm dnf"),
+        ("clearlinux_26580", "immutable-os"),
+        ("clearlinux_28120", "immutable-os"),
+        ("core_os_1911.5.0", "immutable-os"),
+        ("core_os_976.0.0", "immutable-os"),
+        ("debian_10", "deb apt-get"),
+        ("debian_7.9", "deb apt-get"),
+        ("debian_stretch_sid", "deb apt-get"),
+        ("eurolinux_8.5", "rpm dnf"),
+        ("fedora_22", "rpm dnf"),
+        ("fedora_25", "rpm dnf"),
+        ("fedora_31", "rpm dnf"),
+        ("flatcar_2492.0.0", "immutable-os"),
+        ("flatcar_3139.2.0", "immutable-os"),
+        ("kylin_linux_advanced_server_v10", "rpm dnf"),
+        ("miracle_linux_9", "rpm dnf"),
+        ("openeuler_20.03", "rpm dnf"),
+        ("opensuse-microos-20241205", "immutable-os"),
+        ("opensuse_13.2", "rpm zypper"),
+        ("opensuse_leap_15.0", "rpm zypper"),
+        ("opensuse_leap_15.1", "rpm zypper"),
+        ("opensuse_leap_42.1", "rpm zypper"),
+        ("opensuse_tumbleweed_20160917", "rpm zypper"),
+        ("redhat_6.7", "no-package-manager"),
+        ("redhat_7.2", "rpm yum"),
+        ("redhat_7.7", "rpm yum"),
+        ("rockylinux_8_3", "rpm dnf"),
+        ("sl-micro", "immutable-os"),
+        ("sles_11.3", "no-package-manager"),
+        ("sles_11.4", "rpm zypper"),
+        ("sles_12_sp0", "rpm zypper"),
+        ("sles_12_sp1", "rpm zypper"),
+        ("sles_15_6", "rpm zypper"),
+        ("sles_16_0", "rpm zypper"),
+        ("tencentos_3_1", "rpm dnf"),
+        ("ubuntu_10.04_guess", "no-package-manager"),
+        ("ubuntu_12.04", "deb apt-get"),
+        ("ubuntu_14.04", "deb apt-get"),
+        ("ubuntu_16.04", "deb apt-get"),
+        ("ubuntu_18.04", "deb apt-get"),
+        // tests/fixtures/install-agent/os-release
+        ("amazon-linux-2023", "rpm dnf"),
+        ("bottlerocket-1.20", "immutable-os"),
+        ("cos-109", "immutable-os"),
+        ("debian-12", "deb apt-get"),
+        ("fedora-coreos-40", "immutable-os"),
+        ("rhcos-4.16", "immutable-os"),
+        ("rhel-9.4", "rpm dnf"),
+        ("talos-1.7", "immutable-os"),
+    ];
+
+    fn outcome(p: &Profile, text: &str) -> String {
+        let f = facts_from_os_release(text, "x86_64", Init::Systemd);
+        match select(p, &f, &all) {
+            Ok(s) => format!(
+                "{} {}",
+                s.entry.format,
+                s.installer.program().rsplit('/').next().unwrap_or_default()
+            ),
+            Err(u) => u.cause.to_owned(),
+        }
+    }
+
+    fn os_release_of_ansible_fixture(path: &std::path::Path) -> String {
+        let text = std::fs::read_to_string(path).expect("read fixture");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON");
+        let input = &json["input"];
+        // What a host reads: /etc/os-release, falling back to /usr/lib when
+        // the former is missing or empty (the spec's order).
+        ["/etc/os-release", "/usr/lib/os-release"]
+            .iter()
+            .filter_map(|k| input[*k].as_str())
+            .find(|t| !t.trim().is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn plan_selection_over_every_os_release_fixture() {
+        let p = Profile::parse(PROFILE).expect("profile");
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shared = std::env::var_os("NODEGUARD_SHARED_FIXTURES")
+            .map_or_else(
+                || manifest.join("../../shared/fixtures"),
+                std::path::PathBuf::from,
+            )
+            .join("os-release/ansible");
+        let ours = manifest.join("../tests/fixtures/install-agent/os-release");
+        let mut seen = Vec::new();
+        let mut mismatches = Vec::new();
+        for (dir, ext) in [(&shared, "json"), (&ours, "os-release")] {
+            let entries = std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("fixtures {}: {e}", dir.display()));
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                if path.extension().and_then(|e| e.to_str()) != Some(ext) {
+                    continue;
+                }
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .expect("stem")
+                    .to_owned();
+                let text = if ext == "json" {
+                    os_release_of_ansible_fixture(&path)
+                } else {
+                    std::fs::read_to_string(&path).expect("read")
+                };
+                let got = outcome(&p, &text);
+                match EXPECTED.iter().find(|(name, _)| *name == stem) {
+                    Some((_, want)) if *want == got => {}
+                    Some((_, want)) => mismatches.push(format!("{stem}: want {want}, got {got}")),
+                    None => mismatches.push(format!("{stem}: no expectation (got {got})")),
+                }
+                seen.push(stem);
+            }
+        }
+        for (name, _) in EXPECTED {
+            if !seen.iter().any(|s| s == name) {
+                mismatches.push(format!("{name}: fixture missing"));
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "plan selection mismatches:\n{}",
+            mismatches.join("\n")
+        );
+    }
 }
