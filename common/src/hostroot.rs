@@ -38,7 +38,15 @@ impl HostRoot {
     /// names it otherwise.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let root = fs::canonicalize(path).map_err(|e| with_path(&e, "host root", path))?;
+        // `/proc/<pid>/root` is a magic link into another mount namespace
+        // (a hostPID pod reaching the host through PID 1): canonicalizing
+        // it would print its target as seen *there* ("/") and silently
+        // turn the host root into our own root. Keep it as given.
+        let root = if is_proc_root(path) {
+            path.to_path_buf()
+        } else {
+            fs::canonicalize(path).map_err(|e| with_path(&e, "host root", path))?
+        };
         let meta = fs::metadata(&root).map_err(|e| with_path(&e, "host root", path))?;
         if !meta.is_dir() {
             return Err(io::Error::new(
@@ -317,6 +325,18 @@ fn push_raw_components(parts: &mut Vec<OsString>, path: &Path) {
     }
 }
 
+/// `/proc/<pid>/root` or `/proc/self/root`.
+fn is_proc_root(path: &Path) -> bool {
+    let parts: Vec<_> = path.components().collect();
+    matches!(
+        parts.as_slice(),
+        [Component::RootDir, Component::Normal(proc_), Component::Normal(pid), Component::Normal(root)]
+            if *proc_ == "proc"
+                && *root == "root"
+                && (*pid == "self" || pid.to_str().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    )
+}
+
 fn with_path(err: &io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
 }
@@ -463,5 +483,15 @@ mod tests {
         assert_eq!(root.node_name().as_deref(), Some("worker-7"));
         let (_d2, empty) = tree();
         assert_eq!(empty.node_name(), None);
+    }
+
+    #[test]
+    fn proc_pid_root_is_kept_not_canonicalized() {
+        let own = HostRoot::open("/proc/self/root").expect("open");
+        assert_eq!(own.path(), Path::new("/proc/self/root"));
+        assert!(own.exists("/proc"), "reads through the magic link");
+        assert!(is_proc_root(Path::new("/proc/1/root")));
+        assert!(!is_proc_root(Path::new("/proc/1/root/etc")));
+        assert!(!is_proc_root(Path::new("/proc/x1/root")));
     }
 }
