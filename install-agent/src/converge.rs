@@ -126,12 +126,12 @@ impl Action {
 /// Decide the actions that bring `observed` to `desired`.
 pub fn decide(desired: &Desired, observed: &Observed) -> Vec<Action> {
     let mut actions = Vec::new();
-    if observed
+    // A run that died half-way may have written config without restarting.
+    let interrupted = observed
         .record
         .as_ref()
-        .is_some_and(|r| r.in_progress.is_some())
-        || observed.package_broken
-    {
+        .is_some_and(|r| r.in_progress.is_some());
+    if interrupted || observed.package_broken {
         actions.push(Action::Recover);
     }
     let package_change = match &observed.installed_version {
@@ -162,10 +162,10 @@ pub fn decide(desired: &Desired, observed: &Observed) -> Vec<Action> {
     if activation_stale || (package_changed && desired.activation_digest.is_some()) {
         actions.push(Action::Activate);
     }
-    if package_changed || config_changed || activation_stale {
-        // Restart also starts a stopped unit; it is a no-op distinction for
-        // systemd but the report says what happened.
-        actions.push(if observed.unit.active() && !package_changed {
+    if package_changed || config_changed || activation_stale || interrupted {
+        // A running unit is restarted so it picks up the new binary or
+        // config (a package upgrade does not restart it by itself).
+        actions.push(if observed.unit.active() {
             Action::Restart
         } else {
             Action::Start
@@ -250,7 +250,10 @@ mod tests {
                 from: "1.0.0".into()
             }
         );
-        assert_eq!(names(&actions), ["upgrade", "enable", "activate", "start"]);
+        assert_eq!(
+            names(&actions),
+            ["upgrade", "enable", "activate", "restart"]
+        );
     }
 
     #[test]
@@ -286,11 +289,11 @@ mod tests {
                 started_at: 0,
             });
         }
-        assert_eq!(names(&decide(&desired(), &o)), ["recover"]);
+        assert_eq!(names(&decide(&desired(), &o)), ["recover", "restart"]);
         o.package_broken = true;
         assert_eq!(
             names(&decide(&desired(), &o)),
-            ["recover", "install", "enable", "activate", "start"]
+            ["recover", "install", "enable", "activate", "restart"]
         );
     }
 

@@ -10,7 +10,7 @@ use nodeguard_common::exit::ToolError;
 
 use crate::converge::{decide, Action, Desired, Observed};
 use crate::desired::RenderedConfig;
-use crate::fetch::{clean_stale_staging, fetch, stage};
+use crate::fetch::{clean_stale_staging, fetch, stage, Fetched};
 use crate::hostexec::HostCommand;
 use crate::observe::{package_state, rpm_db_args, unit_state, PackageState};
 use crate::plan::{Installer, Selection};
@@ -92,6 +92,25 @@ pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
         return Ok(0);
     }
 
+    // The package is fetched and its sha256 verified in the pod before
+    // anything (not even nodeguard's own journal) is written on the host.
+    let needs_package = actions
+        .iter()
+        .any(|a| matches!(a, Action::Install | Action::Upgrade { .. }));
+    let fetched = if needs_package {
+        let fetched = report.step("fetch", || {
+            let f = fetch(sel.entry, &session.fetch_options())?;
+            let detail = format!("{} ({} bytes, sha256 verified)", f.source, f.bytes);
+            Ok((StepStatus::Ok, Some(detail), f))
+        });
+        match fetched {
+            Ok(f) => Some(f),
+            Err(e) => return Ok(failed(report, &e)),
+        }
+    } else {
+        None
+    };
+
     let mut record = observed.record.clone().unwrap_or_else(|| {
         StateRecord::new(
             &session.profile.name,
@@ -122,6 +141,7 @@ pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
         &desired,
         &configs,
         &actions,
+        fetched.as_ref(),
         previous.as_ref(),
         &mut record,
     );
@@ -137,17 +157,21 @@ pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
             report.status = Outcome::Changed;
             Ok(0)
         }
-        Err(e) => {
-            // The journal entry stays: the next run recovers and restarts.
-            report.status = Outcome::Failed;
-            report.reason = Some(nodeguard_common::redact::redact(&format!("{e:#}")));
-            let code = nodeguard_common::exit::code_for(&e);
-            Ok(if code > nodeguard_common::exit::ERROR {
-                code
-            } else {
-                EXIT_STEP_FAILED
-            })
-        }
+        // The journal entry stays: the next run recovers and restarts.
+        Err(e) => Ok(failed(report, &e)),
+    }
+}
+
+/// Mark the report failed; the exit code is the error's own (integrity,
+/// lock) or "a step failed".
+fn failed(report: &mut AgentReport, e: &anyhow::Error) -> u8 {
+    report.status = Outcome::Failed;
+    report.reason = Some(nodeguard_common::redact::redact(&format!("{e:#}")));
+    let code = nodeguard_common::exit::code_for(e);
+    if code > nodeguard_common::exit::ERROR {
+        code
+    } else {
+        EXIT_STEP_FAILED
     }
 }
 
@@ -159,6 +183,7 @@ fn apply(
     desired: &Desired,
     configs: &[RenderedConfig],
     actions: &[Action],
+    fetched: Option<&Fetched>,
     previous: Option<&InProgress>,
     record: &mut StateRecord,
 ) -> Result<()> {
@@ -168,14 +193,10 @@ fn apply(
                 recover(session, sel, previous).map(|d| (StepStatus::Changed, Some(d), ()))
             })?,
             Action::Install | Action::Upgrade { .. } => {
-                let fetched = report.step("fetch", || {
-                    let f = fetch(sel.entry, &session.fetch_options())?;
-                    let detail = format!("{} ({} bytes, sha256 verified)", f.source, f.bytes);
-                    Ok((StepStatus::Ok, Some(detail), f))
-                })?;
+                let fetched = fetched.context("package was not fetched")?;
                 let name = action.name();
                 report.step(name, || {
-                    install_package(session, sel, desired, &fetched)
+                    install_package(session, sel, desired, fetched)
                         .map(|d| (StepStatus::Changed, Some(d), ()))
                 })?;
             }
