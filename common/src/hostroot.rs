@@ -57,6 +57,23 @@ impl HostRoot {
         Ok(Self { root })
     }
 
+    /// Opens another process's filesystem view, `/proc/<pid>/root`, as a
+    /// root. Unlike [`open`](Self::open) the path is not canonicalized: that
+    /// would turn the kernel's magic link into `/` (our own root), while
+    /// walking *through* it reaches the process's mount namespace, e.g. the
+    /// ConfigMap files inside a kube-proxy pod.
+    pub fn open_process_root(path: impl AsRef<Path>) -> io::Result<Self> {
+        let root = path.as_ref().to_path_buf();
+        let meta = fs::metadata(&root).map_err(|e| with_path(&e, "process root", &root))?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("process root {}: not a directory", root.display()),
+            ));
+        }
+        Ok(Self { root })
+    }
+
     /// The host root's real path in this process's view.
     pub fn path(&self) -> &Path {
         &self.root
@@ -483,6 +500,19 @@ mod tests {
         assert_eq!(root.node_name().as_deref(), Some("worker-7"));
         let (_d2, empty) = tree();
         assert_eq!(empty.node_name(), None);
+    }
+
+    #[test]
+    fn process_root_is_not_canonicalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("etc")).unwrap();
+        std::fs::write(real.join("etc/conf"), "x").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("root")).unwrap();
+        let root = HostRoot::open_process_root(dir.path().join("root")).unwrap();
+        assert_eq!(root.path(), dir.path().join("root"));
+        assert_eq!(root.read_to_string("/etc/conf").unwrap(), "x");
+        assert!(HostRoot::open_process_root(dir.path().join("missing")).is_err());
     }
 
     #[test]
