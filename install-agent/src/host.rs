@@ -3,11 +3,8 @@
 //! The facts come from `detect-host`'s library API; this module is the thin
 //! seam between the two (the [`HostFactsSource`] trait), so plan selection
 //! is tested on plain [`HostFacts`] values and the source can be swapped.
-//! [`OsReleaseFacts`] is a small built-in source used until/unless the
-//! detect-host library is linked: os-release only, which is what package
-//! selection needs.
-
-use std::io;
+//! [`DetectHost`] is the real source: `detect_host::detect`, mapped onto
+//! the few facts package selection needs.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -56,196 +53,74 @@ pub trait HostFactsSource {
     fn facts(&self, root: &HostRoot) -> Result<HostFacts>;
 }
 
-/// Distributions (os-release `ID`) that are image-based: no package can be
-/// installed into their read-only `/usr`, whatever tools exist.
-const IMMUTABLE_IDS: &[&str] = &[
-    "bottlerocket",
-    "talos",
-    "cos",
-    "flatcar",
-    "coreos",
-    "fedora-coreos",
-    "rhcos",
-    "opensuse-microos",
-    "sl-micro",
-    "suse-microos",
-    "alp-dolomite",
-    "clear-linux-os",
-];
-
-/// os-release based facts (the built-in [`HostFactsSource`]).
+/// Facts from detect-host's library (the default [`HostFactsSource`]).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct OsReleaseFacts;
+pub struct DetectHost;
 
-impl HostFactsSource for OsReleaseFacts {
+impl HostFactsSource for DetectHost {
     fn facts(&self, root: &HostRoot) -> Result<HostFacts> {
-        let text = match root.read_limited("/etc/os-release", 64 * 1024) {
-            Ok(bytes) if !bytes.iter().all(u8::is_ascii_whitespace) => bytes,
-            Ok(_) | Err(_) => match root.read_limited("/usr/lib/os-release", 64 * 1024) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "cannot read {}",
-                        root.display_path("/usr/lib/os-release").display()
-                    )))
-                }
-            },
-        };
-        let machine = nix::sys::utsname::uname()
-            .map(|u| u.machine().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let init = if root.exists("/run/systemd/system") {
+        Ok(from_detected(&detect_host::detect(root)?))
+    }
+}
+
+/// Map detect-host's report onto what install-agent needs.
+pub fn from_detected(d: &detect_host::HostFacts) -> HostFacts {
+    use detect_host::{InitSystem, PackageFormat as DetectedFormat, PackageManager};
+    let package_format = match d.package.format {
+        DetectedFormat::Deb => Some(PackageFormat::Deb),
+        DetectedFormat::Rpm => Some(PackageFormat::Rpm),
+        DetectedFormat::Apk | DetectedFormat::None => None,
+    };
+    let package_manager = match d.package.manager {
+        PackageManager::None => None,
+        other => Some(other.as_str().to_owned()),
+    };
+    // Packages must match the userland (a 32-bit userland on a 64-bit
+    // kernel exists); detect-host reads it from a host binary's ELF header.
+    let platform = d.arch.userland.as_deref().unwrap_or(&d.arch.platform);
+    HostFacts {
+        os_id: d.os.id.clone(),
+        version_id: d.os.version_id.clone(),
+        pretty_name: d.os.pretty_name.clone(),
+        family: d.os.family.as_str().to_owned(),
+        package_format,
+        package_manager,
+        arch: Arch::from_machine(platform),
+        machine: d.arch.machine.clone(),
+        immutable: d.os.immutable,
+        init: if d.init == InitSystem::Systemd {
             Init::Systemd
         } else {
             Init::Other
-        };
-        Ok(facts_from_os_release(
-            &String::from_utf8_lossy(&text),
-            &machine,
-            init,
-        ))
-    }
-}
-
-/// Derive facts from os-release text (pure; the unit-tested part).
-pub fn facts_from_os_release(text: &str, machine: &str, init: Init) -> HostFacts {
-    let field = |key: &str| os_release_field(text, key);
-    let os_id = field("ID").unwrap_or_default().to_ascii_lowercase();
-    let id_like: Vec<String> = field("ID_LIKE")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let variant = field("VARIANT_ID").unwrap_or_default();
-    let immutable = IMMUTABLE_IDS.contains(&os_id.as_str())
-        // Fedora CoreOS/IoT/Silverblue say ID=fedora with an image variant.
-        || (os_id == "fedora" && matches!(variant.as_str(), "coreos" | "iot" | "silverblue" | "kinoite"))
-        || id_like.iter().any(|l| l == "coreos");
-    let ids: Vec<&str> = std::iter::once(os_id.as_str())
-        .chain(id_like.iter().map(String::as_str))
-        .collect();
-    let (family, format, manager) = classify(&ids, &os_id, field("VERSION_ID").as_deref());
-    HostFacts {
-        os_id,
-        version_id: field("VERSION_ID"),
-        pretty_name: field("PRETTY_NAME"),
-        family: family.to_owned(),
-        package_format: if immutable { None } else { format },
-        package_manager: if immutable {
-            None
-        } else {
-            manager.map(str::to_owned)
         },
-        arch: Arch::from_machine(machine),
-        machine: machine.to_owned(),
-        immutable,
-        init,
     }
-}
-
-fn classify(
-    ids: &[&str],
-    os_id: &str,
-    version_id: Option<&str>,
-) -> (&'static str, Option<PackageFormat>, Option<&'static str>) {
-    let has = |names: &[&str]| ids.iter().any(|i| names.contains(i));
-    if has(&["debian", "ubuntu"]) {
-        return ("debian", Some(PackageFormat::Deb), Some("apt"));
-    }
-    if has(&[
-        "suse",
-        "opensuse",
-        "sles",
-        "opensuse-leap",
-        "opensuse-tumbleweed",
-        "sled",
-    ]) {
-        return ("suse", Some(PackageFormat::Rpm), Some("zypper"));
-    }
-    if has(&[
-        "rhel",
-        "fedora",
-        "centos",
-        "amzn",
-        "rocky",
-        "almalinux",
-        "ol",
-        "openeuler",
-        "kylin",
-        "tencentos",
-        "miraclelinux",
-        "eurolinux",
-    ]) {
-        let major = version_id
-            .and_then(|v| v.split('.').next())
-            .and_then(|m| m.parse::<u32>().ok());
-        let old_yum = match os_id {
-            "amzn" => major.is_none_or(|m| m < 2022),
-            "fedora" => major.is_some_and(|m| m < 22),
-            // The RHEL-8-era derivatives with their own numbering
-            // (TencentOS 3, openEuler, Kylin V10) ship dnf; the installer
-            // falls back to whichever of dnf/yum/rpm exists anyway.
-            "rhel" | "centos" | "ol" | "scientific" | "almalinux" | "rocky" | "eurolinux"
-            | "miraclelinux" => major.is_some_and(|m| m < 8),
-            _ => false,
-        };
-        return (
-            "rhel",
-            Some(PackageFormat::Rpm),
-            Some(if old_yum { "yum" } else { "dnf" }),
-        );
-    }
-    ("other", None, None)
-}
-
-/// One os-release field, unquoted (the subset of shell quoting the spec allows).
-fn os_release_field(text: &str, key: &str) -> Option<String> {
-    text.lines().rev().find_map(|line| {
-        let (k, v) = line.trim().split_once('=')?;
-        if k.trim() != key || line.trim_start().starts_with('#') {
-            return None;
-        }
-        let v = v.trim();
-        let unquoted = if v.len() >= 2
-            && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
-        {
-            &v[1..v.len() - 1]
-        } else {
-            v
-        };
-        let value = unquoted
-            .replace("\\\"", "\"")
-            .replace("\\$", "$")
-            .replace("\\\\", "\\");
-        (!value.is_empty()).then_some(value)
-    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Facts for a host root holding only `os_release`, as detect-host
+    /// sees it (the kernel machine is this machine's).
+    pub(crate) fn facts_for(os_release: &str) -> HostFacts {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        std::fs::write(dir.path().join("etc/os-release"), os_release).expect("write");
+        let root = HostRoot::open(dir.path()).expect("root");
+        DetectHost.facts(&root).expect("detect")
+    }
 
     #[test]
     fn debian_is_deb_via_apt() {
-        let f = facts_from_os_release("ID=debian\nVERSION_ID=\"12\"\n", "x86_64", Init::Systemd);
+        let f = facts_for("ID=debian\nVERSION_ID=\"12\"\n");
         assert_eq!(f.package_format, Some(PackageFormat::Deb));
         assert_eq!(f.package_manager.as_deref(), Some("apt"));
-        assert_eq!(f.arch, Some(Arch::Amd64));
         assert!(!f.immutable);
     }
 
     #[test]
-    fn commented_keys_are_ignored() {
-        let f = facts_from_os_release("ID=sles\n# ID=debian\n", "aarch64", Init::Other);
-        assert_eq!(f.os_id, "sles");
-        assert_eq!(f.family, "suse");
-    }
-
-    #[test]
-    fn fedora_coreos_variant_is_immutable() {
-        let f = facts_from_os_release("ID=fedora\nVARIANT_ID=coreos\n", "x86_64", Init::Systemd);
+    fn fedora_coreos_is_immutable() {
+        let f = facts_for("ID=fedora\nVERSION_ID=40\nVARIANT_ID=coreos\n");
         assert!(f.immutable);
-        assert_eq!(f.package_format, None);
     }
 }

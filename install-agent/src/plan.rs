@@ -157,7 +157,17 @@ fn display_os(facts: &HostFacts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{facts_from_os_release, Init};
+    use crate::host::tests::facts_for;
+    use crate::host::HostFacts;
+    use crate::profile::Arch;
+
+    /// detect-host's facts for an os-release, on a machine of our choosing.
+    fn facts_from_os_release(text: &str, machine: &str) -> HostFacts {
+        let mut f = facts_for(text);
+        f.machine = machine.to_owned();
+        f.arch = Arch::from_machine(machine);
+        f
+    }
 
     const PROFILE: &str = r#"
 name = "tinyagent"
@@ -183,7 +193,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     #[test]
     fn rpm_host_without_dnf_falls_back_to_rpm() {
         let p = Profile::parse(PROFILE).expect("profile");
-        let f = facts_from_os_release("ID=rhel\nVERSION_ID=9.4\n", "x86_64", Init::Systemd);
+        let f = facts_from_os_release("ID=rhel\nVERSION_ID=9.4\n", "x86_64");
         let s = select(&p, &f, &|prog| prog == "/usr/bin/rpm").expect("supported");
         assert_eq!(s.installer, Installer::Rpm);
         assert_eq!(s.entry.format, PackageFormat::Rpm);
@@ -192,7 +202,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     #[test]
     fn missing_arch_entry_is_unsupported_with_reason() {
         let p = Profile::parse(PROFILE).expect("profile");
-        let f = facts_from_os_release("ID=ubuntu\nVERSION_ID=22.04\n", "aarch64", Init::Systemd);
+        let f = facts_from_os_release("ID=ubuntu\nVERSION_ID=22.04\n", "aarch64");
         let err = select(&p, &f, &all).expect_err("no arm64");
         assert_eq!(err.cause, "no-package-for-host");
         assert!(
@@ -205,7 +215,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     #[test]
     fn unknown_machine_is_unsupported_not_generic() {
         let p = Profile::parse(PROFILE).expect("profile");
-        let f = facts_from_os_release("ID=debian\n", "riscv64", Init::Systemd);
+        let f = facts_from_os_release("ID=debian\n", "riscv64");
         assert_eq!(
             select(&p, &f, &all).expect_err("riscv").cause,
             "unsupported-arch"
@@ -215,7 +225,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     #[test]
     fn debian_host_that_also_has_rpm_still_gets_the_deb() {
         let p = Profile::parse(PROFILE).expect("profile");
-        let f = facts_from_os_release("ID=debian\nVERSION_ID=12\n", "x86_64", Init::Systemd);
+        let f = facts_from_os_release("ID=debian\nVERSION_ID=12\n", "x86_64");
         let s = select(&p, &f, &all).expect("supported");
         assert_eq!(
             (s.entry.format, s.installer),
@@ -231,14 +241,15 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         ("amazon_linux_2", "rpm yum"),
         ("amazon_linux_2016.03", "rpm yum"),
         ("amazon_linux_2018.03", "rpm yum"),
-        // Empty or missing os-release: no facts to choose a package by.
-        ("amazon_linux_2_karoo", "no-package-manager"),
-        ("amazon_linux_release_2", "no-package-manager"),
-        ("centos_6.7", "no-package-manager"),
+        // Empty or missing os-release: detect-host's legacy release files.
+        ("amazon_linux_2_karoo", "rpm yum"),
+        ("amazon_linux_release_2", "rpm yum"),
+        ("centos_6.7", "rpm yum"),
         ("centos_8_1", "rpm dnf"),
         ("centos_stream_8", "rpm dnf"),
-        ("clearlinux_26580", "immutable-os"),
-        ("clearlinux_28120", "immutable-os"),
+        // swupd, no DEB/RPM manager.
+        ("clearlinux_26580", "no-package-manager"),
+        ("clearlinux_28120", "no-package-manager"),
         ("core_os_1911.5.0", "immutable-os"),
         ("core_os_976.0.0", "immutable-os"),
         ("debian_10", "deb apt-get"),
@@ -259,19 +270,19 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         ("opensuse_leap_15.1", "rpm zypper"),
         ("opensuse_leap_42.1", "rpm zypper"),
         ("opensuse_tumbleweed_20160917", "rpm zypper"),
-        ("redhat_6.7", "no-package-manager"),
+        ("redhat_6.7", "rpm yum"),
         ("redhat_7.2", "rpm yum"),
         ("redhat_7.7", "rpm yum"),
         ("rockylinux_8_3", "rpm dnf"),
         ("sl-micro", "immutable-os"),
-        ("sles_11.3", "no-package-manager"),
+        ("sles_11.3", "rpm zypper"),
         ("sles_11.4", "rpm zypper"),
         ("sles_12_sp0", "rpm zypper"),
         ("sles_12_sp1", "rpm zypper"),
         ("sles_15_6", "rpm zypper"),
         ("sles_16_0", "rpm zypper"),
         ("tencentos_3_1", "rpm dnf"),
-        ("ubuntu_10.04_guess", "no-package-manager"),
+        ("ubuntu_10.04_guess", "deb apt-get"),
         ("ubuntu_12.04", "deb apt-get"),
         ("ubuntu_14.04", "deb apt-get"),
         ("ubuntu_16.04", "deb apt-get"),
@@ -287,9 +298,8 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         ("talos-1.7", "immutable-os"),
     ];
 
-    fn outcome(p: &Profile, text: &str) -> String {
-        let f = facts_from_os_release(text, "x86_64", Init::Systemd);
-        match select(p, &f, &all) {
+    fn outcome(p: &Profile, f: &HostFacts) -> String {
+        match select(p, f, &all) {
             Ok(s) => format!(
                 "{} {}",
                 s.entry.format,
@@ -299,18 +309,22 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         }
     }
 
-    fn os_release_of_ansible_fixture(path: &std::path::Path) -> String {
+    /// detect-host's facts for a fixture host: every file of the Ansible
+    /// sample (os-release and the legacy release files) written into a root.
+    fn facts_of_ansible_fixture(path: &std::path::Path) -> HostFacts {
         let text = std::fs::read_to_string(path).expect("read fixture");
         let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON");
-        let input = &json["input"];
-        // What a host reads: /etc/os-release, falling back to /usr/lib when
-        // the former is missing or empty (the spec's order).
-        ["/etc/os-release", "/usr/lib/os-release"]
-            .iter()
-            .filter_map(|k| input[*k].as_str())
-            .find(|t| !t.trim().is_empty())
-            .unwrap_or_default()
-            .to_owned()
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (file, content) in json["input"].as_object().expect("input") {
+            let target = dir.path().join(file.trim_start_matches('/'));
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+            std::fs::write(target, content.as_str().unwrap_or_default()).expect("write");
+        }
+        let root = nodeguard_common::hostroot::HostRoot::open(dir.path()).expect("root");
+        let mut f =
+            crate::host::HostFactsSource::facts(&crate::host::DetectHost, &root).expect("detect");
+        f.arch = Some(Arch::Amd64);
+        f
     }
 
     #[test]
@@ -339,12 +353,14 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
                     .and_then(|s| s.to_str())
                     .expect("stem")
                     .to_owned();
-                let text = if ext == "json" {
-                    os_release_of_ansible_fixture(&path)
+                let facts = if ext == "json" {
+                    facts_of_ansible_fixture(&path)
                 } else {
-                    std::fs::read_to_string(&path).expect("read")
+                    let mut f = facts_for(&std::fs::read_to_string(&path).expect("read"));
+                    f.arch = Some(Arch::Amd64);
+                    f
                 };
-                let got = outcome(&p, &text);
+                let got = outcome(&p, &facts);
                 match EXPECTED.iter().find(|(name, _)| *name == stem) {
                     Some((_, want)) if *want == got => {}
                     Some((_, want)) => mismatches.push(format!("{stem}: want {want}, got {got}")),

@@ -15,7 +15,7 @@ use crate::desired::{
     RenderedConfig,
 };
 use crate::fetch::FetchOptions;
-use crate::host::{HostFacts, HostFactsSource, Init, OsReleaseFacts};
+use crate::host::{DetectHost, HostFacts, HostFactsSource, Init};
 use crate::hostexec::{ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMD_RUN_BIN};
 use crate::namespaces::{OwnNamespaces, TargetNamespaces};
 use crate::observe::{package_state, unit_state, PackageState, SYSTEMCTL_BIN};
@@ -69,7 +69,7 @@ impl Session {
         };
         let root = HostRoot::open(&root_path)
             .with_context(|| format!("cannot use host root {}", root_path.display()))?;
-        let facts = OsReleaseFacts.facts(&root)?;
+        let facts = DetectHost.facts(&root)?;
         let exec = if need_exec || !explicit_root || args.target_pid.is_some() {
             Some(make_exec(args.exec_mode, pid, &root, &facts)?)
         } else {
