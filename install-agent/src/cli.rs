@@ -16,7 +16,12 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
   4  another install-agent run holds the host lock
   5  the package does not match its pinned sha256; nothing was installed
   6  the agent is installed but not by nodeguard; pass --adopt to manage it
-  7  the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)";
+  7  the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)
+
+Environment: every flag is also a variable NODEGUARD_<FLAG>, e.g. NODEGUARD_PROFILE,
+NODEGUARD_CREDENTIALS_DIR, NODEGUARD_TARGET_PID, NODEGUARD_EXEC_MODE, NODEGUARD_CA_BUNDLE,
+NODEGUARD_HOST_ROOT, NODEGUARD_FORMAT, NODEGUARD_METRICS_FILE (see `install-agent <command> --help`).
+Logs: RUST_LOG (stderr, redacted). Download proxy: HTTPS_PROXY / NO_PROXY.";
 
 /// Installs and keeps converged a vendor security agent on the host.
 #[derive(Debug, Parser)]

@@ -447,3 +447,39 @@ fn write_configs(session: &Session, configs: &[RenderedConfig]) -> Result<String
     }
     Ok(format!("wrote {}", written.join(", ")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installer_command_lines() {
+        let pkg = Path::new("/var/lib/nodeguard/install-agent/staging/r/a.deb");
+        let apt = install_argv(Installer::AptGet, pkg, &[]);
+        assert_eq!(apt[..2], ["/usr/bin/apt-get", "install"]);
+        assert!(apt.contains(&"--allow-downgrades".to_owned()));
+        assert_eq!(
+            apt.last().map(String::as_str),
+            Some("/var/lib/nodeguard/install-agent/staging/r/a.deb")
+        );
+        let rpm = install_argv(
+            Installer::Rpm,
+            Path::new("/s/a.rpm"),
+            &["--dbpath".into(), "/var/lib/rpm".into()],
+        );
+        assert_eq!(
+            rpm,
+            [
+                "/usr/bin/rpm",
+                "--dbpath",
+                "/var/lib/rpm",
+                "--upgrade",
+                "--replacepkgs",
+                "--oldpackage",
+                "/s/a.rpm"
+            ]
+        );
+        let zypper = install_argv(Installer::Zypper, Path::new("/s/a.rpm"), &[]);
+        assert_eq!(zypper[1], "--non-interactive");
+    }
+}

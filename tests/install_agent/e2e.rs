@@ -266,7 +266,17 @@ fn deb_agent_full_lifecycle_on_a_systemd_node() {
     );
 
     // 3. A second run on the converged node changes nothing and says so.
-    let r = t.run("rerun", &mut ia(&node, "install", &v1, &creds, &ca));
+    let metrics = dir.join("install-agent.prom");
+    let r = t.run(
+        "rerun",
+        &mut ia(
+            &node,
+            "install",
+            &v1,
+            &creds,
+            &["--metrics-file", metrics.to_str().unwrap()],
+        ),
+    );
     r.assert_code(0);
     let j = r.json();
     assert_eq!(
@@ -276,9 +286,32 @@ fn deb_agent_full_lifecycle_on_a_systemd_node() {
         r.stdout
     );
     assert_eq!(step_names(&j), ["converge"]);
-    let r = t.run("status", &mut ia(&node, "status", &v1, &creds, &[]));
+    let prom = fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "nodeguard_install_agent_converged{agent=\"tinyagent\"} 1",
+        "nodeguard_install_agent_service_active{agent=\"tinyagent\"} 1",
+        "nodeguard_install_agent_info{agent=\"tinyagent\",version=\"1.0.0\"} 1",
+        "nodeguard_install_agent_actions{agent=\"tinyagent\",action=\"install\"} 0",
+    ] {
+        assert!(prom.lines().any(|l| l == line), "missing {line} in\n{prom}");
+    }
+    t.add("metrics", &prom);
+    let r = t.run(
+        "status jsonl",
+        &mut ia(&node, "status", &v1, &creds, &["--format", "jsonl"]),
+    );
     r.assert_code(0);
-    assert_eq!(r.json()["status"], "healthy");
+    let lines = r.json_lines();
+    assert_eq!(lines[0]["record"], "summary");
+    assert_eq!(lines[0]["status"], "healthy");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l["record"] == "step" && l["status"] == "ok"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.lines().all(|l| l.len() < 8192));
 
     // 4. Drift: a hand-edited config and a stopped unit are repaired.
     fs::write(node.path("/etc/tinyagent/agent.conf"), "token=tampered\n").unwrap();
