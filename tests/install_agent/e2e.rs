@@ -218,6 +218,15 @@ fn deb_agent_full_lifecycle_on_a_systemd_node() {
         &no_rpm,
     );
     let ca = ["--ca-bundle", server.ca.to_str().unwrap()];
+    let r = t.run("plan v1", &mut ia(&node, "plan", &v1, &creds, &[]));
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(j["status"], "planned");
+    assert_eq!(j["observed"]["installed_version"], Value::Null);
+    assert_eq!(
+        step_names(&j),
+        ["install", "configure", "enable", "activate", "start"]
+    );
     let r = t.run("install v1", &mut ia(&node, "install", &v1, &creds, &ca));
     r.assert_code(0);
     let j = r.json();
@@ -583,9 +592,41 @@ fn rpm_agent_on_an_rpm_flavoured_node() {
     let (code, out) = node.sh("rpm --dbpath /var/lib/rpm --initdb");
     assert_eq!(code, 0, "{out}");
 
+    // Installed by someone else (a golden image, Ansible): hands off
+    // unless --adopt.
+    fs::copy(&rpm, node.path("/root/tinyagent.rpm")).unwrap();
+    let (code, out) = node.sh("rpm --dbpath /var/lib/rpm -i /root/tinyagent.rpm");
+    assert_eq!(code, 0, "{out}");
     let r = t.run(
-        "rpm install",
+        "foreign install",
         &mut ia(&node, "install", &profile, &creds, &[]),
+    );
+    r.assert_code(6);
+    assert_eq!(r.json()["status"], "not-owned");
+    assert!(
+        !node.path("/etc/tinyagent/agent.conf").exists(),
+        "nothing changed"
+    );
+    let r = t.run(
+        "foreign uninstall",
+        &mut ia(&node, "uninstall", &profile, &creds, &[]),
+    );
+    r.assert_code(6);
+    let r = t.run(
+        "adopt",
+        &mut ia(&node, "install", &profile, &creds, &["--adopt"]),
+    );
+    r.assert_code(0);
+    assert_eq!(
+        step_names(&r.json()),
+        ["configure", "enable", "activate", "start", "verify"],
+        "{}",
+        r.stdout
+    );
+
+    let r = t.run(
+        "rpm status",
+        &mut ia(&node, "status", &profile, &creds, &[]),
     );
     r.assert_code(0);
     let j = r.json();

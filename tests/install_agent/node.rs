@@ -39,6 +39,11 @@ impl Node {
     /// Boot a fresh node on an overlay of the cached rootfs. `prepare` may
     /// change the node's files before it boots (it gets the merged root).
     pub fn boot(label: &str, rootfs: &Path, prepare: impl FnOnce(&Path)) -> Node {
+        use std::os::unix::fs::FileTypeExt;
+        // nspawn copies the host's /dev/null into the node; a /dev/null
+        // that something replaced with a regular file fails the boot.
+        let null_ok = fs::metadata("/dev/null").is_ok_and(|m| m.file_type().is_char_device());
+        assert!(null_ok, "host /dev/null is not a character device (something replaced it); restore it with `mknod -m 666 /dev/null c 1 3`");
         let dir = TestDir::new(&format!("ia-node-{label}"));
         let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
         for d in [&upper, &work, &merged] {
