@@ -439,6 +439,18 @@ fn a_run_killed_mid_install_is_recovered_by_the_next() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A second run (the next pod of a rolling update) finds the host lock
+    // held and gives up after --lock-timeout, changing nothing.
+    let r = t.run(
+        "concurrent",
+        &mut ia(&node, "install", &profile, &creds, &["--lock-timeout", "0"]),
+    );
+    r.assert_code(4);
+    assert!(
+        r.stdout.is_empty() && r.stderr.contains("host lock"),
+        "{}",
+        r.stderr
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let record =
@@ -555,6 +567,28 @@ fn installs_with_only_sys_admin_sys_chroot_sys_ptrace_in_the_bounding_set() {
     );
     r.assert_code(0);
     assert_eq!(r.json()["status"], "removed");
+
+    // The fallback for hosts without systemd: direct execution in the host
+    // namespaces, with install-agent's own (here: full) privileges.
+    let r = t.run(
+        "direct install",
+        &mut ia(
+            &node,
+            "install",
+            &profile,
+            &creds,
+            &["--exec-mode", "direct"],
+        ),
+    );
+    r.assert_code(0);
+    let j = r.json();
+    assert!(
+        j["host"]["exec"].as_str().unwrap().ends_with("(direct)"),
+        "{}",
+        j["host"]["exec"]
+    );
+    assert_installed(&node, "1.0.0");
+    assert_service_active(&node);
     finish(&mut t, &node);
 }
 
