@@ -15,7 +15,7 @@ Exit codes:
   0  success (the report is on stdout)
   2  error, no report: the host root is missing or unreadable, or stdout failed";
 
-/// `detect-host`: the host's OS, package manager, architecture, init system
+/// What the host is: OS, family, package manager, architecture, init system
 /// and container runtime, read under a host root.
 #[derive(Debug, Parser)]
 #[command(name = "detect-host", version, about, after_help = AFTER_HELP)]

@@ -64,6 +64,9 @@ pub const LEGACY_FILES: &[(&str, LegacyFormat)] = &[
 const PRODUCT_IDS: &[(&str, &str)] = &[
     ("red hat enterprise linux coreos", "rhcos"),
     ("red hat", "rhel"),
+    // lsb_release's DISTRIB_ID spellings on RHEL and Oracle Linux.
+    ("redhatenterprise", "rhel"),
+    ("enterpriseenterprise", "ol"),
     ("centos", "centos"),
     ("rocky", "rocky"),
     ("almalinux", "almalinux"),
@@ -369,6 +372,10 @@ mod tests {
             parse_lsb_release(b"LSB_VERSION=base-4.0-amd64:core-4.0-noarch\n"),
             None
         );
+        let rhel = parse_lsb_release(b"DISTRIB_ID=RedHatEnterpriseServer\nDISTRIB_RELEASE=6.7\n");
+        assert_eq!(rhel.and_then(|r| r.id), Some("rhel"));
+        let oracle = parse_lsb_release(b"DISTRIB_ID=EnterpriseEnterpriseServer\n");
+        assert_eq!(oracle.and_then(|r| r.id), Some("ol"));
     }
 
     #[test]

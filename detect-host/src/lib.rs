@@ -163,7 +163,7 @@ fn write_metrics(path: &Path, facts: &HostFacts) -> anyhow::Result<()> {
     );
     m.gauge(
         "warnings",
-        "Warnings in detect-host's last report (unreadable or unrecognised release files).",
+        "Warnings in detect-host's last report (see its warnings array).",
     )
     .sample(
         &[],

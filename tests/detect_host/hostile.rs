@@ -260,3 +260,42 @@ fn own_root_inside_a_pod_is_flagged() {
         "{doc:#}"
     );
 }
+
+/// This machine seen the way a pod sees its node: the whole `/` bind-mounted
+/// recursively at another path (what a `hostPath: /` volume is), in a
+/// private mount namespace that disappears with the command. Every fact must
+/// be the same as when reading `/` directly.
+#[test]
+fn this_machine_through_a_recursive_bind_mount_matches_its_own_root() {
+    skip_unless_root!("bind-mounting / needs CAP_SYS_ADMIN");
+    let dir = TestDir::new("detect-host-rbind");
+    let mountpoint = dir.join("host");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let bin = harness::bin("detect-host");
+    let script = format!(
+        "mount --rbind / '{mnt}' && exec '{bin}' --host-root '{mnt}'",
+        mnt = mountpoint.display(),
+        bin = bin.display()
+    );
+    let through_mount = harness::run(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(&script),
+    );
+    through_mount.assert_code(0);
+    let mounted = through_mount.json();
+    super::assert_valid(&mounted);
+    let own = run_on(Path::new("/"));
+    assert_eq!(mounted["host_root"], mountpoint.display().to_string());
+    for key in [
+        "os",
+        "package",
+        "arch",
+        "kernel",
+        "init",
+        "init_source",
+        "runtime",
+    ] {
+        assert_eq!(mounted[key], own[key], "{key} differs through the mount");
+    }
+}
