@@ -1,6 +1,6 @@
 //! `plan` and `status`: read-only views of the host against the profile.
 
-use crate::converge::{decide, Action};
+use crate::converge::{decide, version_matches, Action, Desired, Observed};
 use crate::install::{observed_summary, EXIT_UNSUPPORTED};
 use crate::report::{AgentReport, Outcome, StepStatus};
 use crate::session::Session;
@@ -87,74 +87,13 @@ pub fn status(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8>
     let (desired, configs) = session.desired(&sel)?;
     report.config_digest = Some(desired.config_digest.clone());
     let observed = session.observe(&sel, &configs)?;
-    let summary = observed_summary(&desired, &observed);
-    report.observed = Some(summary.clone());
-    let mut problems = Vec::new();
-    let mut check =
-        |name: &str, ok: bool, good: String, bad: String, problems: &mut Vec<String>| {
-            if ok {
-                report.note(name, StepStatus::Ok, good);
-            } else {
-                report.note(name, StepStatus::Failed, bad.clone());
-                problems.push(bad);
-            }
-        };
-    let version_ok = observed.installed_version.as_deref().is_some_and(|v| {
-        crate::converge::version_matches(v, &desired.version) && !observed.package_broken
-    });
-    check(
-        "package",
-        version_ok,
-        format!("{} {} installed", desired.package, desired.version),
-        format!(
-            "{} is {} (want {})",
-            desired.package,
-            observed
-                .installed_version
-                .as_deref()
-                .unwrap_or("not installed"),
-            desired.version
-        ),
-        &mut problems,
-    );
-    check(
-        "config",
-        summary.config_current,
-        "config files current".into(),
-        "config files missing or drifted".into(),
-        &mut problems,
-    );
-    check(
-        "service",
-        observed.unit.enabled() && observed.unit.active(),
-        format!(
-            "{} enabled and {}",
-            session.profile.unit(),
-            observed.unit.active_state
-        ),
-        format!(
-            "{} is {} / {}",
-            session.profile.unit(),
-            observed.unit.unit_file_state,
-            observed.unit.active_state
-        ),
-        &mut problems,
-    );
-    if summary.activated == Some(false) {
-        check(
-            "activation",
-            false,
-            String::new(),
-            "not activated with the current credentials".into(),
-            &mut problems,
-        );
-    }
+    report.observed = Some(observed_summary(&desired, &observed));
+    let mut problems = health_checks(session, report, &desired, &observed);
     if problems.is_empty() {
-        match report.step("verify", || {
+        if let Err(e) = report.step("verify", || {
             verify(session).map(|d| (StepStatus::Ok, Some(d), ()))
         }) {
-            Ok(()) => {}
-            Err(e) => problems.push(format!("{e:#}")),
+            problems.push(format!("{e:#}"));
         }
     }
     if problems.is_empty() {
@@ -165,4 +104,65 @@ pub fn status(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8>
         report.reason = Some(nodeguard_common::redact::redact(&problems.join("; ")));
         Ok(nodeguard_common::exit::FINDINGS)
     }
+}
+
+/// One report step per aspect (package, config, service, activation);
+/// returns what is wrong.
+fn health_checks(
+    session: &Session,
+    report: &mut AgentReport,
+    desired: &Desired,
+    observed: &Observed,
+) -> Vec<String> {
+    let unit = session.profile.unit();
+    let installed = observed.installed_version.as_deref();
+    let summary = observed_summary(desired, observed);
+    let checks = [
+        (
+            "package",
+            installed.is_some_and(|v| version_matches(v, &desired.version))
+                && !observed.package_broken,
+            format!("{} {} installed", desired.package, desired.version),
+            format!(
+                "{} is {} (want {})",
+                desired.package,
+                installed.unwrap_or("not installed"),
+                desired.version
+            ),
+        ),
+        (
+            "config",
+            summary.config_current,
+            "config files current".into(),
+            "config files missing or drifted".into(),
+        ),
+        (
+            "service",
+            observed.unit.enabled() && observed.unit.active(),
+            format!("{unit} enabled and {}", observed.unit.active_state),
+            format!(
+                "{unit} is {} / {}",
+                observed.unit.unit_file_state, observed.unit.active_state
+            ),
+        ),
+        (
+            "activation",
+            summary.activated != Some(false),
+            "activated with the current credentials".into(),
+            "not activated with the current credentials".into(),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, ok, good, bad) in checks {
+        if name == "activation" && summary.activated.is_none() {
+            continue;
+        }
+        if ok {
+            report.note(name, StepStatus::Ok, good);
+        } else {
+            report.note(name, StepStatus::Failed, bad.clone());
+            problems.push(bad);
+        }
+    }
+    problems
 }

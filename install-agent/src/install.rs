@@ -50,7 +50,7 @@ pub fn observed_summary(desired: &Desired, observed: &Observed) -> ObservedSumma
     }
 }
 
-/// Run `install`; returns the report and the exit code.
+/// Run `install`; returns the exit code (the report is filled in).
 pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
     let sel = match session.select() {
         Ok(sel) => sel,
@@ -63,103 +63,39 @@ pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
     report.package = Some(session.package_summary(&sel));
     let (desired, configs) = session.desired(&sel)?;
     report.config_digest = Some(desired.config_digest.clone());
-    let store = session.store();
-    let _lock = store.lock(Duration::from_secs(session.args.lock_timeout))?;
-    let observed = session.observe(&sel, &configs)?;
-    report.observed = Some(observed_summary(&desired, &observed));
+    let run = Converge {
+        session,
+        sel,
+        desired,
+        configs,
+    };
+    let _lock = session
+        .store()
+        .lock(Duration::from_secs(session.args.lock_timeout))?;
+    let observed = session.observe(&run.sel, &run.configs)?;
+    report.observed = Some(observed_summary(&run.desired, &observed));
 
     if observed.record.is_none() && observed.installed_version.is_some() && !session.args.adopt {
         report.status = Outcome::NotOwned;
         report.reason = Some(format!(
             "{} {} is installed but not by nodeguard (no ownership marker); pass --adopt to manage it",
-            desired.package,
+            run.desired.package,
             observed.installed_version.as_deref().unwrap_or_default()
         ));
         return Ok(EXIT_NOT_OWNED);
     }
-
-    let actions = decide(&desired, &observed);
+    let actions = decide(&run.desired, &observed);
     if actions.is_empty() {
-        report.note(
-            "converge",
-            StepStatus::Ok,
-            format!(
-                "nothing to do: {} {} installed, config current, unit enabled and active",
-                desired.package, desired.version
-            ),
+        let d = &run.desired;
+        let detail = format!(
+            "nothing to do: {} {} installed, config current, unit enabled and active",
+            d.package, d.version
         );
+        report.note("converge", StepStatus::Ok, detail);
         report.status = Outcome::Converged;
         return Ok(0);
     }
-
-    // The package is fetched and its sha256 verified in the pod before
-    // anything (not even nodeguard's own journal) is written on the host.
-    let needs_package = actions
-        .iter()
-        .any(|a| matches!(a, Action::Install | Action::Upgrade { .. }));
-    let fetched = if needs_package {
-        let fetched = report.step("fetch", || {
-            let f = fetch(sel.entry, &session.fetch_options())?;
-            let detail = format!("{} ({} bytes, sha256 verified)", f.source, f.bytes);
-            Ok((StepStatus::Ok, Some(detail), f))
-        });
-        match fetched {
-            Ok(f) => Some(f),
-            Err(e) => return Ok(failed(report, &e)),
-        }
-    } else {
-        None
-    };
-
-    let mut record = observed.record.clone().unwrap_or_else(|| {
-        StateRecord::new(
-            &session.profile.name,
-            &desired.package,
-            &desired.version,
-            sel.entry.format.as_str(),
-            "",
-            None,
-        )
-    });
-    let previous = record.in_progress.take();
-    record.in_progress = Some(InProgress {
-        action: actions
-            .iter()
-            .map(Action::name)
-            .collect::<Vec<_>>()
-            .join(","),
-        run_id: session.run_id.clone(),
-        unit: Some(session.unit_name("package")),
-        started_at: unix_now(),
-    });
-    store.save(&record)?;
-
-    let result = apply(
-        session,
-        report,
-        &sel,
-        &desired,
-        &configs,
-        &actions,
-        fetched.as_ref(),
-        previous.as_ref(),
-        &mut record,
-    );
-    match result {
-        Ok(()) => {
-            record.in_progress = None;
-            record.version = desired.version.clone();
-            record.config_digest = desired.config_digest.clone();
-            record.format = sel.entry.format.as_str().to_owned();
-            record.package = desired.package.clone();
-            record.updated_at = unix_now();
-            store.save(&record)?;
-            report.status = Outcome::Changed;
-            Ok(0)
-        }
-        // The journal entry stays: the next run recovers and restarts.
-        Err(e) => Ok(failed(report, &e)),
-    }
+    run.converge(report, observed.record, &actions)
 }
 
 /// Mark the report failed; the exit code is the error's own (integrity,
@@ -175,65 +111,142 @@ fn failed(report: &mut AgentReport, e: &anyhow::Error) -> u8 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    session: &Session,
-    report: &mut AgentReport,
-    sel: &Selection<'_>,
-    desired: &Desired,
-    configs: &[RenderedConfig],
-    actions: &[Action],
-    fetched: Option<&Fetched>,
-    previous: Option<&InProgress>,
-    record: &mut StateRecord,
-) -> Result<()> {
-    for action in actions {
+/// One converge run: the session, the chosen package and the desired state.
+struct Converge<'a> {
+    session: &'a Session,
+    sel: Selection<'a>,
+    desired: Desired,
+    configs: Vec<RenderedConfig>,
+}
+
+impl Converge<'_> {
+    /// Fetch (if needed), journal the run on the host, act, record.
+    fn converge(
+        &self,
+        report: &mut AgentReport,
+        record: Option<StateRecord>,
+        actions: &[Action],
+    ) -> Result<u8> {
+        // The package is fetched and its sha256 verified in the pod before
+        // anything (not even nodeguard's own journal) is written on the host.
+        let needs_package = actions
+            .iter()
+            .any(|a| matches!(a, Action::Install | Action::Upgrade { .. }));
+        let fetched = if needs_package {
+            match report.step("fetch", || self.fetch()) {
+                Ok(f) => Some(f),
+                Err(e) => return Ok(failed(report, &e)),
+            }
+        } else {
+            None
+        };
+        let d = &self.desired;
+        let format = self.sel.entry.format.as_str();
+        let mut record = record.unwrap_or_else(|| {
+            StateRecord::new(
+                &self.session.profile.name,
+                &d.package,
+                &d.version,
+                format,
+                "",
+                None,
+            )
+        });
+        let previous = record.in_progress.take();
+        record.in_progress = Some(InProgress {
+            action: actions
+                .iter()
+                .map(Action::name)
+                .collect::<Vec<_>>()
+                .join(","),
+            run_id: self.session.run_id.clone(),
+            unit: Some(self.session.unit_name("package")),
+            started_at: unix_now(),
+        });
+        let store = self.session.store();
+        store.save(&record)?;
+
+        let result = actions
+            .iter()
+            .try_for_each(|action| {
+                self.act(
+                    report,
+                    action,
+                    fetched.as_ref(),
+                    previous.as_ref(),
+                    &mut record,
+                )
+            })
+            .and_then(|()| {
+                report.step("verify", || {
+                    verify(self.session).map(|d| (StepStatus::Ok, Some(d), ()))
+                })
+            });
+        if let Err(e) = result {
+            // The journal entry stays: the next run recovers and restarts.
+            return Ok(failed(report, &e));
+        }
+        record.in_progress = None;
+        record.version = d.version.clone();
+        record.config_digest = d.config_digest.clone();
+        record.format = format.to_owned();
+        record.package = d.package.clone();
+        record.updated_at = unix_now();
+        store.save(&record)?;
+        report.status = Outcome::Changed;
+        Ok(0)
+    }
+
+    fn fetch(&self) -> Result<(StepStatus, Option<String>, Fetched)> {
+        let f = fetch(self.sel.entry, &self.session.fetch_options())?;
+        let detail = format!("{} ({} bytes, sha256 verified)", f.source, f.bytes);
+        Ok((StepStatus::Ok, Some(detail), f))
+    }
+
+    /// Carry out one action as a report step.
+    fn act(
+        &self,
+        report: &mut AgentReport,
+        action: &Action,
+        fetched: Option<&Fetched>,
+        previous: Option<&InProgress>,
+        record: &mut StateRecord,
+    ) -> Result<()> {
+        let session = self.session;
+        let unit = session.profile.unit();
+        let changed = |detail: String| (StepStatus::Changed, Some(detail), ());
         match action {
             Action::Recover => report.step("recover", || {
-                recover(session, sel, previous).map(|d| (StepStatus::Changed, Some(d), ()))
-            })?,
+                recover(session, &self.sel, previous).map(changed)
+            }),
             Action::Install | Action::Upgrade { .. } => {
                 let fetched = fetched.context("package was not fetched")?;
-                let name = action.name();
-                report.step(name, || {
-                    install_package(session, sel, desired, fetched)
-                        .map(|d| (StepStatus::Changed, Some(d), ()))
-                })?;
+                report.step(action.name(), || {
+                    install_package(session, &self.sel, &self.desired, fetched).map(changed)
+                })
             }
             Action::Configure => report.step("configure", || {
-                write_configs(session, configs).map(|d| (StepStatus::Changed, Some(d), ()))
-            })?,
+                write_configs(session, &self.configs).map(changed)
+            }),
             Action::Enable => report.step("enable", || {
-                session.systemctl("enable", &session.profile.unit())?;
-                Ok((
-                    StepStatus::Changed,
-                    Some(format!("enabled {}", session.profile.unit())),
-                    (),
-                ))
-            })?,
+                session.systemctl("enable", &unit)?;
+                Ok(changed(format!("enabled {unit}")))
+            }),
             Action::Start | Action::Restart => {
                 let verb = action.name();
                 report.step(verb, || {
-                    session.systemctl(verb, &session.profile.unit())?;
+                    session.systemctl(verb, &unit)?;
                     wait_active(session)?;
-                    Ok((
-                        StepStatus::Changed,
-                        Some(format!("{verb}ed {}; active", session.profile.unit())),
-                        (),
-                    ))
-                })?;
+                    Ok(changed(format!("{verb}ed {unit}; active")))
+                })
             }
             Action::Activate => {
-                report.step("activate", || {
-                    activate(session).map(|d| (StepStatus::Changed, Some(d), ()))
-                })?;
-                record.activation_digest = desired.activation_digest.clone();
+                report.step("activate", || activate(session).map(changed))?;
+                record.activation_digest = self.desired.activation_digest.clone();
+                Ok(())
             }
         }
     }
-    report.step("verify", || {
-        verify(session).map(|d| (StepStatus::Ok, Some(d), ()))
-    })
 }
 
 /// Finish what an interrupted run left: wait for its transient unit,

@@ -323,40 +323,54 @@ impl Profile {
                 "credential name {name:?} must be [A-Za-z0-9._-]+"
             );
         }
-        let known =
-            |key: &str| self.credential_names().any(|c| c == key) || self.values.contains_key(key);
         for cfg in &self.configs {
-            let ctx = || format!("[[config]] {}", cfg.path.display());
-            ensure!(cfg.path.is_absolute(), "{}: path must be absolute", ctx());
+            self.validate_config(cfg)?;
+        }
+        self.validate_steps()
+    }
+
+    /// Whether a template key names a credential or a profile value.
+    fn knows(&self, key: &str) -> bool {
+        self.credential_names().any(|c| c == key) || self.values.contains_key(key)
+    }
+
+    fn validate_config(&self, cfg: &ConfigFile) -> Result<()> {
+        let known = |key: &str| self.knows(key);
+        let ctx = || format!("[[config]] {}", cfg.path.display());
+        ensure!(cfg.path.is_absolute(), "{}: path must be absolute", ctx());
+        ensure!(
+            !cfg.path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir)),
+            "{}: path must not contain ..",
+            ctx()
+        );
+        let mode = u32::from_str_radix(&cfg.mode, 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .with_context(|| format!("{}: mode {:?} is not octal", ctx(), cfg.mode))?;
+        ensure!(
+            mode & 0o077 == 0 || !self.references_credential(&cfg.template),
+            "{}: a file holding credentials must not be group/world accessible (mode {})",
+            ctx(),
+            cfg.mode
+        );
+        let tpl = Template::parse(&cfg.template).with_context(ctx)?;
+        for key in tpl.keys() {
+            ensure!(known(key), "{}: template uses unknown value {key:?}", ctx());
+        }
+        if let Some(when) = &cfg.when {
             ensure!(
-                !cfg.path
-                    .components()
-                    .any(|c| matches!(c, std::path::Component::ParentDir)),
-                "{}: path must not contain ..",
+                known(when),
+                "{}: `when` names unknown value {when:?}",
                 ctx()
             );
-            let mode = u32::from_str_radix(&cfg.mode, 8)
-                .ok()
-                .filter(|m| *m <= 0o777)
-                .with_context(|| format!("{}: mode {:?} is not octal", ctx(), cfg.mode))?;
-            ensure!(
-                mode & 0o077 == 0 || !self.references_credential(&cfg.template),
-                "{}: a file holding credentials must not be group/world accessible (mode {})",
-                ctx(),
-                cfg.mode
-            );
-            let tpl = Template::parse(&cfg.template).with_context(ctx)?;
-            for key in tpl.keys() {
-                ensure!(known(key), "{}: template uses unknown value {key:?}", ctx());
-            }
-            if let Some(when) = &cfg.when {
-                ensure!(
-                    known(when),
-                    "{}: `when` names unknown value {when:?}",
-                    ctx()
-                );
-            }
         }
+        Ok(())
+    }
+
+    fn validate_steps(&self) -> Result<()> {
+        let known = |key: &str| self.knows(key);
         let steps = self
             .activate
             .iter()

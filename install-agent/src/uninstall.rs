@@ -103,8 +103,7 @@ fn remove_all(
 ) -> Result<()> {
     let unit = session.profile.unit();
     report.step("stop", || {
-        // `disable --now` stops and disables in one request; a unit that is
-        // already gone is fine.
+        // A unit that is already gone (package removed by hand) is fine.
         match session
             .systemctl("disable", &unit)
             .and_then(|()| session.systemctl("stop", &unit))
@@ -122,32 +121,7 @@ fn remove_all(
     })?;
     for (i, argv) in session.profile.uninstall.commands.iter().enumerate() {
         report.step("uninstall-command", || {
-            let argv = match session.values() {
-                Ok(values) => render_argv(argv, values)?,
-                Err(_) => argv.clone(),
-            };
-            let cmd = HostCommand::change(
-                argv.clone(),
-                session.unit_name(&format!("uninstall-{i}")),
-                REMOVE_TIMEOUT,
-            );
-            let out = session.exec()?.run(&cmd)?;
-            // Best effort: the vendor's own deregistration may fail on a
-            // broken install; removal goes on and the report says so.
-            let status = if out.status.success() {
-                StepStatus::Changed
-            } else {
-                StepStatus::Skipped
-            };
-            Ok((
-                status,
-                Some(format!(
-                    "`{}` {}",
-                    argv[0],
-                    nodeguard_common::process::describe_status(out.status)
-                )),
-                (),
-            ))
+            run_uninstall_command(session, i, argv)
         })?;
     }
     report.step("remove-package", || {
@@ -158,34 +132,7 @@ fn remove_all(
                 (),
             ));
         }
-        let argv = remove_argv(sel.installer, package, purge, &rpm_db_args(&session.root));
-        let out = session.exec()?.run(&HostCommand::change(
-            argv,
-            session.unit_name("package"),
-            REMOVE_TIMEOUT,
-        ))?;
-        if !out.status.success() {
-            bail!(
-                "`{}` {}: {}",
-                out.display,
-                nodeguard_common::process::describe_status(out.status),
-                out.stderr_tail()
-            );
-        }
-        match package_state(session.exec()?, &session.root, sel.entry.format, package)? {
-            PackageState::Absent => {}
-            other => bail!("after removal the package database still reports {other:?}"),
-        }
-        let _ = session.daemon_reload();
-        let _ = session.systemctl("reset-failed", &unit);
-        Ok((
-            StepStatus::Changed,
-            Some(format!(
-                "removed {package} with {}",
-                sel.installer.program()
-            )),
-            (),
-        ))
+        remove_package(session, sel, package, purge).map(|d| (StepStatus::Changed, Some(d), ()))
     })?;
     let mut paths: Vec<PathBuf> = all_config_paths(&session.profile);
     paths.extend(session.profile.uninstall.remove.iter().cloned());
@@ -194,18 +141,85 @@ fn remove_all(
     }
     report.step("remove-files", || {
         let removed = remove_host_paths(session, &paths)?;
-        let status = if removed.is_empty() {
-            StepStatus::Ok
+        Ok(if removed.is_empty() {
+            (
+                StepStatus::Ok,
+                Some("nothing left to remove".to_owned()),
+                (),
+            )
         } else {
-            StepStatus::Changed
-        };
-        let detail = if removed.is_empty() {
-            "nothing left to remove".to_owned()
-        } else {
-            format!("removed {}", removed.join(", "))
-        };
-        Ok((status, Some(detail), ()))
+            (
+                StepStatus::Changed,
+                Some(format!("removed {}", removed.join(", "))),
+                (),
+            )
+        })
     })
+}
+
+/// One of the profile's uninstall commands, as a transient unit. Best
+/// effort: the vendor's own deregistration may fail on a broken install;
+/// removal goes on and the step says so.
+fn run_uninstall_command(
+    session: &Session,
+    index: usize,
+    argv: &[String],
+) -> Result<(StepStatus, Option<String>, ())> {
+    let argv = match session.values() {
+        Ok(values) => render_argv(argv, values)?,
+        Err(_) => argv.to_vec(),
+    };
+    let program = argv[0].clone();
+    let cmd = HostCommand::change(
+        argv,
+        session.unit_name(&format!("uninstall-{index}")),
+        REMOVE_TIMEOUT,
+    );
+    let out = session.exec()?.run(&cmd)?;
+    let status = if out.status.success() {
+        StepStatus::Changed
+    } else {
+        StepStatus::Skipped
+    };
+    let detail = format!(
+        "`{program}` {}",
+        nodeguard_common::process::describe_status(out.status)
+    );
+    Ok((status, Some(detail), ()))
+}
+
+/// Remove the package with the host's tool and check the database agrees.
+fn remove_package(
+    session: &Session,
+    sel: &Selection<'_>,
+    package: &str,
+    purge: bool,
+) -> Result<String> {
+    let argv = remove_argv(sel.installer, package, purge, &rpm_db_args(&session.root));
+    let out = session.exec()?.run(&HostCommand::change(
+        argv,
+        session.unit_name("package"),
+        REMOVE_TIMEOUT,
+    ))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` {}: {}",
+            out.display,
+            nodeguard_common::process::describe_status(out.status),
+            out.stderr_tail()
+        );
+    }
+    match package_state(session.exec()?, &session.root, sel.entry.format, package)? {
+        PackageState::Absent => {}
+        other => bail!("after removal the package database still reports {other:?}"),
+    }
+    // Forget the removed unit; failures here change nothing that matters.
+    let _ = session.daemon_reload();
+    let _ = session.systemctl("reset-failed", &session.profile.unit());
+    Ok(format!(
+        "removed {package} with {}",
+        sel.installer.program()
+    ))
 }
 
 /// Remove host paths (files or trees) without following a final symlink.
