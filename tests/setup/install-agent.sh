@@ -42,15 +42,23 @@ fi
 
 mkdir -p "${cache}"
 building="${cache}/rootfs.building"
-rm -rf "${building}"
 start=$(date +%s)
-debootstrap --variant=minbase \
-    --include=systemd,dbus,systemd-sysv,procps,rpm \
-    "${suite}" "${building}" "${mirror}" >"${cache}/debootstrap.log" 2>&1 || {
+# One retry: a mirror hiccup should not fail a whole CI run.
+for attempt in 1 2; do
+    rm -rf "${building}"
+    if debootstrap --variant=minbase \
+        --include=systemd,dbus,systemd-sysv,procps,rpm \
+        "${suite}" "${building}" "${mirror}" >"${cache}/debootstrap.log" 2>&1; then
+        break
+    fi
     tail -n 40 "${cache}/debootstrap.log" >&2
-    echo "install-agent setup: debootstrap failed (log: ${cache}/debootstrap.log)" >&2
-    exit 1
-}
+    if [[ ${attempt} == 2 ]]; then
+        echo "install-agent setup: debootstrap failed twice (log: ${cache}/debootstrap.log)" >&2
+        exit 1
+    fi
+    echo "install-agent setup: debootstrap failed; retrying once" >&2
+    sleep 5
+done
 # Trim what a node never needs: downloaded archives and apt lists (~90 MB).
 rm -rf "${building}/var/cache/apt/archives/"*.deb "${building}/var/lib/apt/lists/"*
 # A node that boots fast and quietly: no getty on a console we do not have.
