@@ -333,3 +333,95 @@ impl Drop for HttpsServer {
         let _ = self.child.wait();
     }
 }
+
+/// A minimal HTTP CONNECT proxy on 127.0.0.1 (Python), logging each
+/// request line, to prove downloads honour `HTTPS_PROXY`.
+#[derive(Debug)]
+pub struct ConnectProxy {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl ConnectProxy {
+    /// Start it; the log goes to `dir`.
+    pub fn start(dir: &Path) -> ConnectProxy {
+        let script = r#"
+import socket, sys, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+print(srv.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+def handle(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = c.recv(4096)
+        if not chunk:
+            return
+        head += chunk
+    line = head.split(b"\r\n")[0].decode()
+    print(line, file=sys.stderr, flush=True)
+    method, target, _ = line.split(" ", 2)
+    if method != "CONNECT":
+        c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+        c.close()
+        return
+    host, port = target.rsplit(":", 1)
+    upstream = socket.create_connection((host, int(port)))
+    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    threading.Thread(target=pipe, args=(c, upstream), daemon=True).start()
+    pipe(upstream, c)
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"#;
+        let python = ["/usr/bin/python3", "python3"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or("python3");
+        let log = dir.join("proxy.log");
+        let mut child = Command::new(python)
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("python3 proxy");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("proxy gave no port: {line:?}"));
+        ConnectProxy { child, port, log }
+    }
+
+    /// The request lines it saw.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -41,12 +41,42 @@ impl Transcript {
         self.0.push((what.to_owned(), text.to_owned()));
     }
 
+    /// Run like `harness::run` (stdin closed, `NODEGUARD_*` of the caller's
+    /// shell removed) but at `RUST_LOG=debug`, so that every command line
+    /// and decision install-agent logs is searched for secrets too.
     fn run(&mut self, what: &str, cmd: &mut Command) -> RunResult {
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("NODEGUARD_") {
+                cmd.env_remove(&key);
+            }
+        }
+        // Downloads go to 127.0.0.1 only: no proxy of the machine's applies
+        // unless the test sets one.
+        for var in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            if !cmd.get_envs().any(|(k, _)| k == var) {
+                cmd.env_remove(var);
+            }
+        }
         cmd.env("RUST_LOG", "debug")
             .env("POD_SECRET_ENV", POD_ENV_SECRET);
-        let r = run(cmd);
-        // harness::run clears RUST_LOG; debug logs are set again here so
-        // that every command line install-agent logs is searched too.
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        let r = RunResult {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
         self.add(&format!("{what} stdout"), &r.stdout);
         self.add(&format!("{what} stderr"), &r.stderr);
         r

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::super::agent_pkg::{self, HttpsServer, Source};
+use super::super::agent_pkg::{self, ConnectProxy, HttpsServer, Source};
 use super::super::node::{rootfs, Node};
 use super::*;
 use crate::harness::TestDir;
@@ -108,9 +108,35 @@ impl Lifecycle {
             ["install", "configure", "enable", "activate", "start"]
         );
 
+        // Through an HTTP CONNECT proxy whose URL carries credentials: the
+        // download honours HTTPS_PROXY and the password never shows.
+        let proxy = ConnectProxy::start(self.dir.path());
+        let proxy_url = format!("http://proxyuser:{PROXY_PASSWORD}@127.0.0.1:{}", proxy.port);
         let ca = self.ca_args();
-        let r = self.run("install v1", "install", profile, &[&ca[0], &ca[1]]);
+        let mut cmd = ia(
+            &self.node,
+            "install",
+            profile,
+            &self.creds,
+            &[&ca[0], &ca[1]],
+        );
+        cmd.env("HTTPS_PROXY", &proxy_url)
+            .env("NO_PROXY", "registry.invalid");
+        let r = self.t.run("install v1", &mut cmd);
+        let server_port = self.server.url.rsplit(':').next().unwrap().to_owned();
+        let proxy_log = proxy.log();
+        assert!(
+            proxy_log.contains(&format!("CONNECT localhost:{server_port}")),
+            "download bypassed the proxy:\n{proxy_log}"
+        );
+        self.t.add("proxy log", &proxy_log);
         r.assert_code(0);
+        // The leak check reads debug logs: make sure there are some.
+        assert!(
+            r.stderr.contains("DEBUG") && r.stderr.contains("running "),
+            "no debug log:\n{}",
+            r.stderr
+        );
         let j = r.json();
         assert_eq!(j["status"], "changed", "{}", r.stdout);
         assert_eq!(
