@@ -267,7 +267,9 @@ impl Cycle<'_> {
         let at = SystemTime::now();
         let path = reports::write(&self.output_dir, stem, at, &output.report)
             .map_err(|e| format!("{e:#}"))?;
-        let counts = parsed.counts();
+        // Trivy already filtered with --severity; filtering again keeps the
+        // counts honest whatever produced the report.
+        let counts = parsed.counts().only(&self.severities);
         let os = parsed.os().and_then(os_text);
         let entry = CacheEntry {
             key,

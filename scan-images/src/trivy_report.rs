@@ -140,6 +140,15 @@ impl Counts {
         }
     }
 
+    /// These counts with every severity outside `keep` zeroed.
+    pub fn only(&self, keep: &[Severity]) -> Counts {
+        let mut out = Counts::default();
+        for sev in keep {
+            *out.slot(*sev) = self.get(*sev);
+        }
+        out
+    }
+
     /// Total findings.
     pub fn total(&self) -> u64 {
         Severity::ALL.iter().map(|s| self.get(*s)).sum()
@@ -424,6 +433,8 @@ mod tests {
         assert!(c.any_at_or_above(Severity::Medium));
         assert!(c.any_at_or_above(Severity::Low));
         assert!(!c.any_at_or_above(Severity::High));
+        assert_eq!(c.only(&[Severity::High]), Counts::default());
+        assert_eq!(c.only(&[Severity::Medium]), c);
         let json = serde_json::to_value(c).unwrap();
         assert_eq!(json["MEDIUM"], 1);
         assert_eq!(json["UNKNOWN"], 0);

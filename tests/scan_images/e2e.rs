@@ -1,0 +1,1 @@
+//! End-to-end test with real containerd and Trivy (below).
