@@ -353,7 +353,8 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
             .count()
     };
 
-    let first = run(&[]);
+    // --host: this machine's own OS packages (Debian 12, bash is essential).
+    let first = run(&["--host"]);
     first.assert_code(0);
     let report = first.json();
     assert_eq!(report["runtime"]["kind"], "containerd");
@@ -365,10 +366,23 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(
         trivy_runs(),
-        2,
-        "one Trivy run per unique image: {}",
+        3,
+        "one Trivy run per unique image, one for the host: {}",
         std::fs::read_to_string(&trivy_log).unwrap()
     );
+    let host = &report["host"];
+    assert_eq!(host["status"], "scanned", "{host:#}");
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if os_release.contains("ID=debian") && os_release.contains("VERSION_ID=\"12\"") {
+        assert!(
+            host["os"].as_str().unwrap().starts_with("debian 12"),
+            "{host:#}"
+        );
+        assert_eq!(
+            host["vulnerabilities"]["CRITICAL"], 1,
+            "the planted bash CVE on the host: {host:#}"
+        );
+    }
 
     let debian = image(&report, "localhost/debian:12");
     assert_eq!(
@@ -464,12 +478,13 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     );
 
     // Second cycle: nothing changed, so Trivy does not run at all.
-    let second = run(&["--fail-on", "CRITICAL"]);
+    let second = run(&["--host", "--fail-on", "CRITICAL"]);
     second.assert_code(1);
     let report = second.json();
     assert_eq!(report["summary"]["cached"], 2, "{report:#}");
     assert_eq!(report["summary"]["trivy_runs"], 0);
-    assert_eq!(trivy_runs(), 2, "no Trivy process on the unchanged cycle");
+    assert_eq!(report["host"]["status"], "cached");
+    assert_eq!(trivy_runs(), 3, "no Trivy process on the unchanged cycle");
     assert_eq!(
         image(&report, "localhost/debian:12")["vulnerabilities"]["HIGH"],
         2
