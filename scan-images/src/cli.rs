@@ -103,6 +103,11 @@ pub struct Cli {
     #[arg(long, env = "NODEGUARD_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
 
+    /// Skip images larger than this (e.g. `4GiB`): Trivy's memory and
+    /// scratch disk grow with image size, and an OOM-killed scan helps no one.
+    #[arg(long, env = "NODEGUARD_MAX_IMAGE_SIZE", value_parser = parse_size, value_name = "SIZE")]
+    pub max_image_size: Option<u64>,
+
     /// Per-image limit; the whole Trivy process group is killed after it.
     #[arg(long, env = "NODEGUARD_TIMEOUT", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
@@ -171,6 +176,35 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 30s, 10m, 24h, 7d)"))
 }
 
+/// `1234`, `500MB`, `4GiB`, `2G` (binary for `KiB`/`MiB`/`GiB`/`TiB` and
+/// the bare `K`/`M`/`G`/`T`, decimal for `KB`/`MB`/`GB`/`TB`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a size like 4GiB or 500MB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ))
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{text:?}: too large"))
+}
+
 fn parse_severity(text: &str) -> Result<Severity, String> {
     text.parse().map_err(|e: anyhow::Error| e.to_string())
 }
@@ -211,5 +245,16 @@ mod tests {
         assert!(Cli::try_parse_from(["scan-images", "--ttl", "soon"]).is_err());
         assert!(Cli::try_parse_from(["scan-images", "--concurrency", "0"]).is_err());
         assert!(Cli::try_parse_from(["scan-images", "--keep", "0"]).is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1234"), Ok(1234));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
     }
 }

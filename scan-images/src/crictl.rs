@@ -95,6 +95,9 @@ pub struct Image {
     /// `repo@sha256:…`; empty for imported or locally built images.
     #[serde(default, deserialize_with = "null_as_default")]
     pub repo_digests: Vec<String>,
+    /// Size in bytes: a string in protojson (64-bit), a number in some builds.
+    #[serde(default, deserialize_with = "size_in_bytes")]
+    pub size: Option<u64>,
 }
 
 /// `crictl inspect ID` (verbose): `status` plus the runtime's `info`.
@@ -122,6 +125,19 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+fn size_in_bytes<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            _ => None,
+        },
+    )
 }
 
 /// Parses `crictl ps -o json`.
@@ -347,8 +363,10 @@ mod tests {
         let ps = parse_ps(json).unwrap();
         assert_eq!(ps.containers.len(), 1);
         assert_eq!(ps.containers[0].image_candidates(), vec!["sha256:x"]);
-        let images = parse_images(br#"{"images":[{"id":"x","repoTags":null,"repoDigests":null,"size":"12","uid":null,"spec":null}]}"#).unwrap();
+        let images = parse_images(br#"{"images":[{"id":"x","repoTags":null,"repoDigests":null,"size":"12","uid":null,"spec":null},{"id":"y","size":34},{"id":"z","size":null}]}"#).unwrap();
         assert!(images.images[0].repo_tags.is_empty());
+        let sizes: Vec<Option<u64>> = images.images.iter().map(|i| i.size).collect();
+        assert_eq!(sizes, vec![Some(12), Some(34), None]);
         assert!(parse_ps(br#"{"containers":null}"#)
             .unwrap()
             .containers
@@ -378,6 +396,46 @@ mod tests {
             parse_inspect(quiet).unwrap().info.is_none(),
             "-q drops .info"
         );
+    }
+
+    fn fixture(runtime: &str, name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../tests/fixtures/scan-images/crictl/{runtime}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn containerd_inspect_capture_gives_status_and_pid() {
+        // Captured from containerd 1.6 through the stand-in: `.info.config`
+        // holds what kubelet sent, `.status.image.image` the first tag.
+        let parsed = parse_inspect(&fixture("containerd", "inspect-app.json")).unwrap();
+        let status = parsed.status.unwrap();
+        assert_eq!(
+            status.identity(),
+            ("shop".into(), "web-0".into(), "app".into())
+        );
+        assert!(
+            status.image_ref.starts_with("sha256:"),
+            "{}",
+            status.image_ref
+        );
+        assert!(normalize_image_id(&status.image_ref).is_some());
+        assert!(parsed.info.unwrap().pid.unwrap() > 0);
+    }
+
+    #[test]
+    fn crio_inspect_has_hex_image_id_and_digest_ref() {
+        let parsed = parse_inspect(&fixture("crio", "inspect-d1.json")).unwrap();
+        let status = parsed.status.unwrap();
+        assert_eq!(
+            status.image_candidates()[0].len(),
+            64,
+            "bare hex imageId first"
+        );
+        assert!(status.image_ref.contains("@sha256:"));
+        assert_eq!(parsed.info.unwrap().pid, Some(4242));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct ImageEntry {
     /// False when no `crictl images` entry matched (the image vanished
     /// from the store, or the runtime does not list it).
     pub in_store: bool,
+    /// Size in bytes, as the runtime reports it.
+    pub size: Option<u64>,
 }
 
 /// Result of the join.
@@ -155,6 +157,7 @@ pub fn add_inspected(inventory: &mut Inventory, inspected: &[Container], images:
             repo_digests: digests,
             containers: Vec::new(),
             in_store: false,
+            size: None,
         });
         entry.containers.push(container_ref(container));
     }
@@ -169,6 +172,7 @@ fn attach(grouped: &mut BTreeMap<String, ImageEntry>, image: &Image, container: 
         repo_digests: image.repo_digests.clone(),
         containers: Vec::new(),
         in_store: true,
+        size: image.size,
     });
     entry.containers.push(container_ref(container));
 }

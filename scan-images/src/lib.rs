@@ -147,6 +147,7 @@ fn cycle(cli: &Cli, host: &HostRoot) -> Result<(ScanReport, Option<SystemTime>)>
         db_updated_at: db.updated_at.clone(),
         severities: severities.clone(),
         concurrency: usize::try_from(cli.concurrency).unwrap_or(1),
+        max_image_size: cli.max_image_size,
         trivy_runs: AtomicU32::new(db.trivy_runs),
     };
     let images = cycle.run(&found.inventory.images);

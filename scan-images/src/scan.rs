@@ -52,6 +52,8 @@ pub struct Cycle<'a> {
     pub severities: Vec<Severity>,
     /// Trivy processes at once.
     pub concurrency: usize,
+    /// Images larger than this are skipped.
+    pub max_image_size: Option<u64>,
     /// Trivy processes started (shared by workers).
     pub trivy_runs: AtomicU32,
 }
@@ -160,6 +162,16 @@ impl Cycle<'_> {
             &docker_socket,
             image,
         );
+        if let (Some(max), Some(size)) = (self.max_image_size, image.size) {
+            if size > max {
+                let mut result = base(image, Status::Skipped, &plan);
+                result.error = Some(format!(
+                    "image is {size} bytes, over --max-image-size {max}: not scanned \
+                     (Trivy's memory and scratch disk grow with image size)"
+                ));
+                return result;
+            }
+        }
         let key = self.key(&image.image_id, plan.source());
         if let Some(hit) = self.cache.get(&key, SystemTime::now()) {
             log::info!("{}: cached result from {}", image.image_id, hit.scanned_at);
@@ -390,6 +402,7 @@ mod tests {
             repo_digests: digests.iter().map(ToString::to_string).collect(),
             containers: vec![],
             in_store,
+            size: None,
         }
     }
 

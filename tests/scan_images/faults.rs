@@ -566,6 +566,48 @@ fn process_alive(pid: i32) -> bool {
 }
 
 #[test]
+fn images_over_the_size_limit_are_skipped_with_the_reason() {
+    let node = Node::containerd();
+    let result = harness::run(node.cmd().args(["--max-image-size", "50MB"]));
+    result.assert_code(0);
+    let report = result.json();
+    let nginx = image(&report, "nginx:1.27");
+    assert_eq!(nginx["status"], "skipped");
+    assert!(
+        nginx["error"]
+            .as_str()
+            .unwrap()
+            .contains("72955450 bytes, over --max-image-size 50000000"),
+        "{nginx:#}"
+    );
+    assert_eq!(image(&report, "redis@")["status"], "scanned");
+    assert_eq!(report["summary"]["skipped"], 1);
+    assert_eq!(node.trivy_scans().len(), 1);
+}
+
+#[test]
+fn concurrent_scans_each_get_their_own_scratch() {
+    let node = Node::containerd();
+    let result = harness::run(node.cmd().args(["--concurrency", "4"]));
+    result.assert_code(0);
+    let report = result.json();
+    assert_eq!(report["summary"]["scanned"], 2, "{report:#}");
+    let log = node.trivy_log();
+    let mut tmpdirs: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("TMPDIR=").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    tmpdirs.sort_unstable();
+    tmpdirs.dedup();
+    assert_eq!(tmpdirs.len(), 2, "{log}");
+    let work: Vec<_> = std::fs::read_dir(node.dir.join("cache/work"))
+        .unwrap()
+        .collect();
+    assert!(work.is_empty(), "scratch dirs are removed: {work:?}");
+}
+
+#[test]
 fn a_busy_cache_lock_is_retried() {
     let node = Node::containerd();
     let result = harness::run(

@@ -110,9 +110,7 @@ async fn connect(globals: &Globals) -> Result<Channel, BoxError> {
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(path).await?,
-                ))
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
             }
         }))
         .await
@@ -120,7 +118,9 @@ async fn connect(globals: &Globals) -> Result<Channel, BoxError> {
             format!(
                 "validate service connection: validate CRI v1 runtime API for endpoint \
                  \"{shown}\": connection error: {e}: {}",
-                std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             )
         })?;
     Ok(channel)
@@ -138,7 +138,9 @@ async fn dispatch(globals: &Globals, args: &[String]) -> Result<(), BoxError> {
     match command.as_str() {
         "version" => {
             let v = rt
-                .version(cri::VersionRequest { version: "v1".into() })
+                .version(cri::VersionRequest {
+                    version: "v1".into(),
+                })
                 .await?
                 .into_inner();
             println!("Version:  0.1.0");
@@ -187,7 +189,10 @@ async fn dispatch(globals: &Globals, args: &[String]) -> Result<(), BoxError> {
             let id = one(&positional, "image ID")?;
             let resp = img
                 .image_status(cri::ImageStatusRequest {
-                    image: Some(cri::ImageSpec { image: id.into(), ..Default::default() }),
+                    image: Some(cri::ImageSpec {
+                        image: id.into(),
+                        ..Default::default()
+                    }),
                     verbose: true,
                 })
                 .await?
@@ -220,35 +225,48 @@ async fn dispatch(globals: &Globals, args: &[String]) -> Result<(), BoxError> {
         "create" => create(&mut rt, &mut img, &positional).await?,
         "start" => {
             let id = one(&positional, "container ID")?;
-            rt.start_container(cri::StartContainerRequest { container_id: id.into() })
-                .await?;
+            rt.start_container(cri::StartContainerRequest {
+                container_id: id.into(),
+            })
+            .await?;
             println!("{id}");
         }
         "stop" => {
             let id = one(&positional, "container ID")?;
-            rt.stop_container(cri::StopContainerRequest { container_id: id.into(), timeout: 0 })
-                .await?;
+            rt.stop_container(cri::StopContainerRequest {
+                container_id: id.into(),
+                timeout: 0,
+            })
+            .await?;
             println!("{id}");
         }
         "rm" => {
             let id = one(&positional, "container ID")?;
-            rt.remove_container(cri::RemoveContainerRequest { container_id: id.into() })
-                .await?;
+            rt.remove_container(cri::RemoveContainerRequest {
+                container_id: id.into(),
+            })
+            .await?;
             println!("{id}");
         }
         "stopp" => {
             let id = one(&positional, "pod ID")?;
-            rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: id.into() })
-                .await?;
+            rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            })
+            .await?;
             println!("Stopped sandbox {id}");
         }
         "rmp" => {
             let id = one(&positional, "pod ID")?;
-            rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.into() })
-                .await?;
+            rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            })
+            .await?;
             println!("Removed sandbox {id}");
         }
-        other => return Err(format!("command {other:?} is not implemented by the stand-in").into()),
+        other => {
+            return Err(format!("command {other:?} is not implemented by the stand-in").into())
+        }
     }
     Ok(())
 }
@@ -266,7 +284,10 @@ async fn create(
     };
     let status = img
         .image_status(cri::ImageStatusRequest {
-            image: Some(cri::ImageSpec { image: image.to_string(), ..Default::default() }),
+            image: Some(cri::ImageSpec {
+                image: image.to_string(),
+                ..Default::default()
+            }),
             verbose: false,
         })
         .await?
@@ -277,12 +298,18 @@ async fn create(
         .ok_or_else(|| format!("image {image:?} is not present"))?;
     let labels = HashMap::from([
         ("io.kubernetes.pod.name".to_string(), pod.to_string()),
-        ("io.kubernetes.pod.namespace".to_string(), namespace.to_string()),
+        (
+            "io.kubernetes.pod.namespace".to_string(),
+            namespace.to_string(),
+        ),
         ("io.kubernetes.pod.uid".to_string(), uid.to_string()),
         ("io.kubernetes.container.name".to_string(), name.to_string()),
     ]);
     let config = cri::ContainerConfig {
-        metadata: Some(cri::ContainerMetadata { name: name.to_string(), attempt: 0 }),
+        metadata: Some(cri::ContainerMetadata {
+            name: name.to_string(),
+            attempt: 0,
+        }),
         image: Some(cri::ImageSpec {
             image: image_id,
             user_specified_image: image.to_string(),
@@ -326,7 +353,10 @@ fn sandbox_config(name: &str, namespace: &str, uid: &str) -> cri::PodSandboxConf
         log_directory: format!("{log_dir}/{namespace}_{name}_{uid}"),
         labels: HashMap::from([
             ("io.kubernetes.pod.name".to_string(), name.to_string()),
-            ("io.kubernetes.pod.namespace".to_string(), namespace.to_string()),
+            (
+                "io.kubernetes.pod.namespace".to_string(),
+                namespace.to_string(),
+            ),
             ("io.kubernetes.pod.uid".to_string(), uid.to_string()),
         ]),
         linux: Some(cri::LinuxPodSandboxConfig {
@@ -372,7 +402,9 @@ fn one<'a>(positional: &[&'a str], what: &str) -> Result<&'a str, BoxError> {
 }
 
 fn require_json(flags: &[&str]) -> Result<(), BoxError> {
-    let json = flags.windows(2).any(|w| (w[0] == "-o" || w[0] == "--output") && w[1] == "json");
+    let json = flags
+        .windows(2)
+        .any(|w| (w[0] == "-o" || w[0] == "--output") && w[1] == "json");
     if json {
         Ok(())
     } else {
@@ -404,7 +436,11 @@ fn verbose_wrap(status: Option<Value>, info: &HashMap<String, String>) -> Value 
 fn map_json(m: &HashMap<String, String>) -> Value {
     let mut keys: Vec<_> = m.keys().collect();
     keys.sort();
-    Value::Object(keys.into_iter().map(|k| (k.clone(), Value::String(m[k].clone()))).collect())
+    Value::Object(
+        keys.into_iter()
+            .map(|k| (k.clone(), Value::String(m[k].clone())))
+            .collect(),
+    )
 }
 
 fn image_spec_json(spec: &cri::ImageSpec) -> Value {
