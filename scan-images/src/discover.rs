@@ -113,6 +113,16 @@ pub fn discover(crictl: &Crictl) -> Result<Discovery> {
         }
         inventory::add_inspected(&mut inventory, &inspected, &images);
     }
+    log::info!(
+        "{} containers, {} unique images on {}",
+        inventory
+            .images
+            .iter()
+            .map(|i| i.containers.len())
+            .sum::<usize>(),
+        inventory.images.len(),
+        crictl.endpoint.url
+    );
     Ok(Discovery {
         kind,
         runtime_name,

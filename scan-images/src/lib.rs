@@ -9,7 +9,7 @@
 //! 2. join containers to images on the normalised image ID and deduplicate
 //!    ([`inventory`]): each image is scanned at most once per cycle;
 //! 3. update Trivy's vulnerability DB at most once, under a file lock, and
-//!    only when Trivy itself would ([`trivy::prepare_db`]);
+//!    only when Trivy itself would ([`trivy_db::prepare_db`]);
 //! 4. per image: the result cache (image ID + DB `UpdatedAt` + severities,
 //!    `--ttl`), else one Trivy run with a private cache and `TMPDIR`, a
 //!    timeout that kills its process group, and retries while Trivy's cache
@@ -35,6 +35,7 @@ pub mod report;
 pub mod reports;
 pub mod scan;
 pub mod trivy;
+pub mod trivy_db;
 pub mod trivy_report;
 
 use std::collections::BTreeSet;
@@ -91,37 +92,52 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     })
 }
 
-fn cycle(cli: &Cli, host: &HostRoot) -> Result<(ScanReport, Option<SystemTime>)> {
-    let crictl_program = scan::require_program(&cli.crictl, "--crictl")?;
-    let trivy_program = scan::require_program(&cli.trivy, "--trivy")?;
+/// crictl with the endpoint from `--runtime-endpoint` or found under the
+/// host root.
+fn crictl_for(cli: &Cli, host: &HostRoot) -> Result<Crictl> {
+    let program = scan::require_program(&cli.crictl, "--crictl")?;
     let endpoint = match &cli.runtime_endpoint {
         Some(value) => Endpoint::from_flag(value)?,
         None => endpoint::discover(host)?,
     };
-    let crictl = Crictl {
-        program: crictl_program,
+    Ok(Crictl {
+        program,
         endpoint,
         timeout: cli.crictl_timeout,
-    };
-    let found = discover::discover(&crictl)?;
-    log::info!(
-        "{} containers, {} unique images on {}",
-        found
-            .inventory
-            .images
-            .iter()
-            .map(|i| i.containers.len())
-            .sum::<usize>(),
-        found.inventory.images.len(),
-        crictl.endpoint.url
-    );
+    })
+}
 
-    let severities = cli.severities();
-    let trivy_cfg = trivy::TrivyConfig {
-        program: trivy_program,
+/// `--keep`/`--keep-absent` over the report files; images (and the host)
+/// seen this cycle are "present".
+fn apply_retention(cli: &Cli, images: &[report::ImageResult]) {
+    let mut present: BTreeSet<String> = images
+        .iter()
+        .map(|i| reports::stem_for(&i.image_id))
+        .collect();
+    if cli.host {
+        present.insert("host".into());
+    }
+    let keep = usize::try_from(cli.keep).unwrap_or(usize::MAX);
+    let removed = reports::retain(
+        &cli.output_dir,
+        &present,
+        keep,
+        cli.keep_absent,
+        SystemTime::now(),
+    );
+    if !removed.is_empty() {
+        log::info!("retention removed {} report files", removed.len());
+    }
+}
+
+/// Trivy settings from the flags: its own cache (the shared DB) and the
+/// per-scan scratch dirs both live under `--cache-dir`.
+fn trivy_config(cli: &Cli, program: std::path::PathBuf) -> trivy::TrivyConfig {
+    trivy::TrivyConfig {
+        program,
         cache_root: cli.cache_dir.join("trivy"),
         work_root: cli.cache_dir.join("work"),
-        severities: severities.clone(),
+        severities: cli.severities(),
         timeout: cli.timeout,
         lock_retries: cli.lock_retries,
         db_repositories: cli.db_repository.clone(),
@@ -130,12 +146,21 @@ fn cycle(cli: &Cli, host: &HostRoot) -> Result<(ScanReport, Option<SystemTime>)>
         allow_registry_pull: cli.allow_registry_pull,
         containerd_namespace: cli.containerd_namespace.clone(),
         lock_backoff: Duration::from_secs(2),
-    };
+    }
+}
+
+fn cycle(cli: &Cli, host: &HostRoot) -> Result<(ScanReport, Option<SystemTime>)> {
+    let trivy_program = scan::require_program(&cli.trivy, "--trivy")?;
+    let crictl = crictl_for(cli, host)?;
+    let found = discover::discover(&crictl)?;
+
+    let severities = cli.severities();
+    let trivy_cfg = trivy_config(cli, trivy_program);
     trivy::clean_stale_work(
         &trivy_cfg.work_root,
         cli.timeout + Duration::from_secs(3600),
     );
-    let db = trivy::prepare_db(&trivy_cfg, cli.skip_db_update)?;
+    let db = trivy_db::prepare_db(&trivy_cfg, cli.skip_db_update)?;
     let cache = cache::ResultCache::new(cli.cache_dir.join("results"), cli.ttl);
     let cycle = scan::Cycle {
         trivy: trivy_cfg,
@@ -153,17 +178,8 @@ fn cycle(cli: &Cli, host: &HostRoot) -> Result<(ScanReport, Option<SystemTime>)>
     let images = cycle.run(&found.inventory.images);
     let host_result = cli.host.then(|| cycle.scan_host());
 
-    let now = SystemTime::now();
-    cache.prune(now);
-    let mut present: BTreeSet<String> = images
-        .iter()
-        .map(|i| reports::stem_for(&i.image_id))
-        .collect();
-    if cli.host {
-        present.insert("host".into());
-    }
-    let keep = usize::try_from(cli.keep).unwrap_or(usize::MAX);
-    reports::retain(&cli.output_dir, &present, keep, cli.keep_absent, now);
+    cache.prune(SystemTime::now());
+    apply_retention(cli, &images);
 
     let trivy_runs = cycle.trivy_runs.into_inner();
     let summary = Summary::compute(
@@ -174,21 +190,24 @@ fn cycle(cli: &Cli, host: &HostRoot) -> Result<(ScanReport, Option<SystemTime>)>
         severities,
         cli.fail_on,
     );
+    let runtime = RuntimeInfo {
+        endpoint: crictl.endpoint.url.clone(),
+        kind: found.kind,
+        name: found.runtime_name,
+        version: found.runtime_version,
+    };
+    let db_time = db.updated_at_time;
+    let db = DbInfo {
+        status: db.status,
+        updated_at: db.updated_at,
+        error: db.error,
+    };
     let report = ScanReport {
-        runtime: RuntimeInfo {
-            endpoint: crictl.endpoint.url.clone(),
-            kind: found.kind,
-            name: found.runtime_name,
-            version: found.runtime_version,
-        },
-        db: DbInfo {
-            status: db.status,
-            updated_at: db.updated_at,
-            error: db.error,
-        },
+        runtime,
+        db,
         images,
         host: host_result,
         summary,
     };
-    Ok((report, db.updated_at_time))
+    Ok((report, db_time))
 }
