@@ -121,7 +121,7 @@ pub struct Cli {
     pub lock_retries: u32,
 
     /// Do not update the vulnerability DB: use the one already in
-    /// <cache-dir>/trivy/db (offline nodes, pre-seeded volumes).
+    /// CACHE_DIR/trivy/db (offline nodes, pre-seeded volumes).
     #[arg(long, env = "NODEGUARD_SKIP_DB_UPDATE")]
     pub skip_db_update: bool,
 
