@@ -147,7 +147,7 @@ fn merge_status(from_ps: Container, mut status: Container) -> Container {
 }
 
 /// The root filesystem of the first of `container_ids` that is still
-/// running, as `<host root>/proc/<pid>/root`.
+/// running, as a host directory Trivy can walk (see [`crate::rootfs`]).
 pub fn running_root(
     crictl: &Crictl,
     host_root: &Path,
@@ -157,14 +157,10 @@ pub fn running_root(
     for id in container_ids {
         match crictl.inspect(id) {
             Ok((_, Some(pid))) if pid > 0 => {
-                let root = host_root.join(format!("proc/{pid}/root"));
-                if root.is_dir() {
-                    return Ok(root);
+                match crate::rootfs::container_rootfs(host_root, pid) {
+                    Ok(root) => return Ok(root),
+                    Err(e) => last_error = Some(format!("container {id}: {e:#}")),
                 }
-                last_error = Some(format!(
-                    "{} is not readable (hostPID and CAP_SYS_PTRACE needed)",
-                    root.display()
-                ));
             }
             Ok(_) => last_error = Some(format!("`crictl inspect {id}` gave no pid")),
             Err(e) => last_error = Some(format!("{e:#}")),

@@ -33,6 +33,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod report;
 pub mod reports;
+pub mod rootfs;
 pub mod scan;
 pub mod trivy;
 pub mod trivy_db;

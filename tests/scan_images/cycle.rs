@@ -281,8 +281,25 @@ fn crio_images_are_scanned_through_a_running_root() {
         node.dir.join(format!("crictl/inspect-{id}.json")),
     )
     .unwrap();
-    let root = node.dir.join("hostroot/proc/4242/root");
+    // /proc/4242/root and the overlay CRI-O mounted for it share a device;
+    // the host's mountinfo says where that overlay is mounted.
+    std::fs::create_dir_all(node.dir.join("hostroot/proc/4242/root")).unwrap();
+    let root = node
+        .dir
+        .join("hostroot/var/lib/containers/storage/overlay/3f1c/merged");
     std::fs::create_dir_all(&root).unwrap();
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&root).unwrap());
+    let (major, minor) = (
+        (dev >> 8) & 0xfff | (dev >> 32) & !0xfff,
+        dev & 0xff | (dev >> 12) & !0xff,
+    );
+    node.dir.write(
+        "hostroot/proc/1/mountinfo",
+        format!(
+            "22 1 {major}:{minor} / / rw - ext4 /dev/sda1 rw\n\
+             57 22 {major}:{minor} / /var/lib/containers/storage/overlay/3f1c/merged rw - overlay overlay rw\n"
+        ),
+    );
     let result =
         harness::run(&mut node.cmd_for("unix:///run/crio/crio.sock", &Node::stand_in("crictl")));
     result.assert_code(0);

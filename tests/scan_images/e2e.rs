@@ -277,7 +277,7 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     let _serial = harness::exclusive("containerd");
 
     let mut ctd = Containerd::start(&art.crictl);
-    for name in ["pause", "busybox", "debian"] {
+    for name in ["pause", "busybox", "debian", "legacy"] {
         ctd.import(
             &art.images.join(format!("{name}.tar")),
             &format!("localhost/{name}"),
@@ -300,6 +300,10 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     );
     ctd.pod("shop", "web-1", &[("app", "localhost/debian:12")]);
     ctd.pod("tools", "toolbox-0", &[("shell", "localhost/busybox:1.35")]);
+    // An image whose name is removed while it runs: containerd keeps it by
+    // ID only, so Trivy cannot look it up and its running root is scanned.
+    ctd.pod("batch", "legacy-0", &[("job", "localhost/legacy:1")]);
+    ctd.ctr(&["images", "rm", "localhost/legacy:1"]);
 
     let dir = TestDir::new("scan-images-e2e");
     // The DB a node would have downloaded; current, so no update runs.
@@ -360,13 +364,13 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     assert_eq!(report["runtime"]["kind"], "containerd");
     assert_eq!(report["runtime"]["name"], "containerd");
     assert_eq!(report["db"]["status"], "current");
-    assert_eq!(report["summary"]["images"], 2, "{report:#}");
-    assert_eq!(report["summary"]["containers"], 4);
-    assert_eq!(report["summary"]["scanned"], 2);
+    assert_eq!(report["summary"]["images"], 3, "{report:#}");
+    assert_eq!(report["summary"]["containers"], 5);
+    assert_eq!(report["summary"]["scanned"], 3);
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(
         trivy_runs(),
-        3,
+        4,
         "one Trivy run per unique image, one for the host: {}",
         std::fs::read_to_string(&trivy_log).unwrap()
     );
@@ -450,6 +454,32 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     assert_eq!(busybox["vulnerabilities"]["CRITICAL"], 0);
     assert_eq!(busybox["containers"][0]["pod"], "toolbox-0");
 
+    let legacy = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["containers"][0]["pod"] == "legacy-0")
+        .unwrap();
+    assert_eq!(legacy["repo_tags"], serde_json::json!([]), "{legacy:#}");
+    assert_eq!(legacy["status"], "scanned", "{legacy:#}");
+    assert_eq!(legacy["source"], "rootfs");
+    assert!(
+        legacy["note"]
+            .as_str()
+            .unwrap()
+            .contains("no tag or digest"),
+        "{legacy:#}"
+    );
+    let root = legacy["scan_target"].as_str().unwrap();
+    assert!(
+        root.starts_with(ctd.dir.to_str().unwrap()) && root.ends_with("/rootfs"),
+        "{root}"
+    );
+    assert_eq!(
+        legacy["vulnerabilities"], debian["vulnerabilities"],
+        "same packages, found in the running root"
+    );
+
     let prom = std::fs::read_to_string(&metrics).unwrap();
     let series = |sev: &str, repo: &str, tag: &str, id: &Value| {
         format!(
@@ -481,10 +511,10 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     let second = run(&["--host", "--fail-on", "CRITICAL"]);
     second.assert_code(1);
     let report = second.json();
-    assert_eq!(report["summary"]["cached"], 2, "{report:#}");
+    assert_eq!(report["summary"]["cached"], 3, "{report:#}");
     assert_eq!(report["summary"]["trivy_runs"], 0);
     assert_eq!(report["host"]["status"], "cached");
-    assert_eq!(trivy_runs(), 3, "no Trivy process on the unchanged cycle");
+    assert_eq!(trivy_runs(), 4, "no Trivy process on the unchanged cycle");
     assert_eq!(
         image(&report, "localhost/debian:12")["vulnerabilities"]["HIGH"],
         2

@@ -7,8 +7,8 @@
 #   outside the workspace build, and cached by source hash);
 # - a fixture Trivy vulnerability DB planting known CVEs (Go + bbolt, GOPATH
 #   mode, from apt), since Trivy cannot download its DB here;
-# - three OCI image archives: pause (sandbox), busybox, and a Debian-like
-#   image (busybox + os-release + a real-format dpkg status file).
+# - OCI image archives: pause (sandbox), busybox, a Debian-like image
+#   (busybox + os-release + a real-format dpkg status file) and a second one.
 # Everything lands under $NODEGUARD_CACHE/scan-images.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -149,9 +149,16 @@ build_image() { # name tag rootfs-hook umoci-config-args...
     tar -C "$work/$name" -cf "$CACHE/images/$name.tar" .
 }
 
+make_legacy() {
+    # A second Debian-like image with its own ID; the e2e test removes its
+    # name while a container runs it, so only its running root can be scanned.
+    make_debian_like "$1"
+    echo "legacy build" > "$1/etc/legacy-marker"
+}
+
 nothing() { :; }
 
-images_stamp=$( (declare -f dpkg_status make_debian_like build_image; sha256sum /bin/busybox) | sha256sum | cut -c1-16)
+images_stamp=$( (declare -f dpkg_status make_debian_like make_legacy build_image; sha256sum /bin/busybox) | sha256sum | cut -c1-16)
 if [ "$(cat "$CACHE/images/stamp" 2>/dev/null)" != "$images_stamp" ]; then
     rm -rf "$CACHE/images"
     mkdir -p "$CACHE/images"
@@ -159,6 +166,7 @@ if [ "$(cat "$CACHE/images/stamp" 2>/dev/null)" != "$images_stamp" ]; then
     build_image pause 1 nothing "$work" --config.entrypoint /bin/sleep --config.cmd 2147483647
     build_image busybox 1.35 nothing "$work" --config.cmd /bin/sh
     build_image debian 12 make_debian_like "$work" --config.cmd /bin/sh
+    build_image legacy 1 make_legacy "$work" --config.cmd /bin/sh
     rm -rf "$work"
     echo "$images_stamp" > "$CACHE/images/stamp"
 fi
