@@ -44,7 +44,8 @@ pub struct Cli {
     )]
     pub trivy: PathBuf,
 
-    /// CRI socket (`unix:///run/containerd/containerd.sock` or a path).
+    /// CRI socket (`unix:///…` or a path), as seen by this process: in a pod
+    /// with the host at /host, `/host/run/containerd/containerd.sock`.
     /// Default: the first existing socket under --host-root among containerd,
     /// CRI-O, k3s/RKE2 containerd and cri-dockerd.
     #[arg(long, env = "NODEGUARD_RUNTIME_ENDPOINT", value_name = "ENDPOINT")]

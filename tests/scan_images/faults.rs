@@ -168,7 +168,7 @@ fn a_hanging_trivy_is_killed_with_its_children() {
     let started = std::time::Instant::now();
     let result = harness::run(
         node.cmd_with_trivy("hang", "nginx")
-            .args(["--timeout", "2s"]),
+            .args(["--timeout", "3s"]),
     );
     result.assert_code(0);
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
@@ -179,7 +179,7 @@ fn a_hanging_trivy_is_killed_with_its_children() {
         nginx["error"]
             .as_str()
             .unwrap()
-            .contains("timed out after 2s"),
+            .contains("timed out after 3s"),
         "{nginx:#}"
     );
     assert_eq!(image(&report, "redis@")["status"], "scanned");
