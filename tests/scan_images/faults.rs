@@ -300,3 +300,20 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+#[test]
+fn an_unwritable_metrics_file_is_an_error_with_no_report() {
+    let node = Node::containerd();
+    let result = harness::run(
+        node.cmd()
+            .arg("--metrics-file")
+            .arg("/nonexistent-dir/scan.prom"),
+    );
+    result.assert_code(2);
+    assert!(result.stdout.is_empty(), "no report: {}", result.stdout);
+    assert!(
+        result.stderr.contains("/nonexistent-dir"),
+        "{}",
+        result.stderr
+    );
+}
