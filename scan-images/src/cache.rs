@@ -48,6 +48,16 @@ pub struct CacheEntry {
     pub report_path: Option<PathBuf>,
     /// The OS Trivy detected, for the report.
     pub os: Option<String>,
+    /// How the image was reached when that differs from the plan (a
+    /// fallback): `rootfs`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// What was scanned, and why, when it was a fallback.
+    #[serde(default)]
+    pub scan_target: Option<String>,
+    /// The caveat shown with the result.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// The cache directory.
@@ -138,6 +148,9 @@ mod tests {
             },
             report_path: report,
             os: None,
+            source: None,
+            scan_target: None,
+            note: None,
         }
     }
 

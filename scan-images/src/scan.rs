@@ -175,32 +175,28 @@ impl Cycle<'_> {
         let key = self.key(&image.image_id, plan.source());
         if let Some(hit) = self.cache.get(&key, SystemTime::now()) {
             log::info!("{}: cached result from {}", image.image_id, hit.scanned_at);
-            let mut result = base(image, Status::Cached, &plan);
-            result.vulnerabilities = hit.vulnerabilities;
-            result.report_path = hit.report_path;
-            result.os = hit.os;
-            result.scanned_at = Some(rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(hit.scanned_at),
-            ));
-            return result;
+            return cached(base(image, Status::Cached, &plan), hit);
         }
-        let target = match &plan {
-            Plan::Store(target) => target.clone(),
-            Plan::RunningRoot { .. } => {
-                let ids: Vec<String> = image
-                    .containers
-                    .iter()
-                    .map(|c| c.container_id.clone())
-                    .collect();
-                match discover::running_root(self.crictl, self.host.path(), &ids) {
-                    Ok(path) => ScanTarget::Rootfs { path, host: false },
-                    Err(e) => return failed(image, format!("{e:#}"), Some(&plan)),
+        let mut result = base(image, Status::Scanned, &plan);
+        let stem = reports::stem_for(&image.image_id);
+        let outcome = match &plan {
+            Plan::Store(target) => {
+                result.scan_target = Some(target.display());
+                match self.scan_target(target, &stem, key.clone(), &result) {
+                    Err(message) if lacks_layer_blobs(target, &message) => {
+                        // GKE-style `discard_unpacked_layers`, remote snapshotters:
+                        // the store cannot export the image, its running root can.
+                        result.source = Some("rootfs");
+                        result.note = Some(MISSING_BLOBS_NOTE.to_string());
+                        self.scan_running_root(image, &mut result, &stem, key)
+                            .map_err(|e| format!("{message}; through a running root instead: {e}"))
+                    }
+                    other => other,
                 }
             }
+            Plan::RunningRoot { .. } => self.scan_running_root(image, &mut result, &stem, key),
         };
-        let mut result = base(image, Status::Scanned, &plan);
-        result.scan_target = Some(target.display());
-        match self.scan_target(&target, &reports::stem_for(&image.image_id), key) {
+        match outcome {
             Ok(done) => {
                 result.vulnerabilities = done.counts;
                 result.report_path = Some(done.path);
@@ -213,6 +209,27 @@ impl Cycle<'_> {
             }
         }
         result
+    }
+
+    /// `trivy rootfs` of the root filesystem of one of the image's running
+    /// containers.
+    fn scan_running_root(
+        &self,
+        image: &ImageEntry,
+        result: &mut ImageResult,
+        stem: &str,
+        key: CacheKey,
+    ) -> Result<Done, String> {
+        let ids: Vec<String> = image
+            .containers
+            .iter()
+            .map(|c| c.container_id.clone())
+            .collect();
+        let path = discover::running_root(self.crictl, self.host.path(), &ids)
+            .map_err(|e| format!("{e:#}"))?;
+        let target = ScanTarget::Rootfs { path, host: false };
+        result.scan_target = Some(target.display());
+        self.scan_target(&target, stem, key, result)
     }
 
     /// Scans the host's own OS packages (`--host`).
@@ -240,7 +257,8 @@ impl Cycle<'_> {
             path: self.host.path().to_path_buf(),
             host: true,
         };
-        match self.scan_target(&target, "host", key) {
+        let shown = host_shown(&target);
+        match self.scan_target(&target, "host", key, &shown) {
             Ok(done) => {
                 result.vulnerabilities = done.counts;
                 result.report_path = Some(done.path);
@@ -266,7 +284,13 @@ impl Cycle<'_> {
 
     /// Trivy, then the report file, then the cache entry. The error text is
     /// what the report shows.
-    fn scan_target(&self, target: &ScanTarget, stem: &str, key: CacheKey) -> Result<Done, String> {
+    fn scan_target(
+        &self,
+        target: &ScanTarget,
+        stem: &str,
+        key: CacheKey,
+        shown: &ImageResult,
+    ) -> Result<Done, String> {
         let outcome = trivy::scan(&self.trivy, target);
         let runs = match &outcome {
             Ok(o) => o.trivy_runs,
@@ -289,6 +313,9 @@ impl Cycle<'_> {
             vulnerabilities: counts,
             report_path: Some(path.clone()),
             os: os.clone(),
+            source: shown.source.map(str::to_string),
+            scan_target: Some(target.display()),
+            note: shown.note.clone(),
         };
         if let Err(e) = self.cache.put(&entry) {
             log::warn!("caching the result for {}: {e:#}", target.display());
@@ -306,6 +333,50 @@ impl Cycle<'_> {
             at,
         })
     }
+}
+
+/// What the report says when the store lacked the image's layer blobs.
+const MISSING_BLOBS_NOTE: &str =
+    "containerd lacks this image's layer blobs (discard_unpacked_layers or a \
+     remote snapshotter), so a running container's root filesystem was scanned";
+
+/// Trivy's containerd export fails this way when the content store holds
+/// only the unpacked snapshots (containerd#9277, containerd#5600).
+fn lacks_layer_blobs(target: &ScanTarget, message: &str) -> bool {
+    matches!(target, ScanTarget::Containerd { .. })
+        && message.contains("content digest")
+        && message.contains("not found")
+}
+
+/// A cached result, shown with how it was obtained.
+fn cached(mut result: ImageResult, hit: CacheEntry) -> ImageResult {
+    result.vulnerabilities = hit.vulnerabilities;
+    result.report_path = hit.report_path;
+    result.os = hit.os;
+    result.scanned_at = Some(rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(hit.scanned_at),
+    ));
+    if hit.source.as_deref() == Some("rootfs") {
+        result.source = Some("rootfs");
+    }
+    result.scan_target = hit.scan_target.or(result.scan_target);
+    result.note = hit.note.or(result.note);
+    result
+}
+
+/// The host scan's provenance, in the shape the cache records.
+fn host_shown(target: &ScanTarget) -> ImageResult {
+    let entry = ImageEntry {
+        image_id: "host".into(),
+        repo_tags: vec![],
+        repo_digests: vec![],
+        containers: vec![],
+        in_store: false,
+        size: None,
+    };
+    let mut shown = base(&entry, Status::Scanned, &Plan::Store(target.clone()));
+    shown.note = None;
+    shown
 }
 
 struct Done {

@@ -358,3 +358,51 @@ fn host_scan_skips_container_storage() {
     let third = harness::run(node.cmd().arg("--host"));
     assert_eq!(third.json()["host"]["status"], "scanned");
 }
+
+#[test]
+fn missing_layer_blobs_fall_back_to_the_running_root() {
+    let node = Node::containerd();
+    // One nginx replica answers `inspect` with its pid; its root is an
+    // overlay mounted on the host (mountinfo says where).
+    let id = format!("c1{}", "0".repeat(62));
+    node.dir.write(
+        format!("crictl/inspect-{id}.json"),
+        format!(r#"{{"status":{{"id":"{id}","imageRef":"sha256:x"}},"info":{{"pid":777}}}}"#),
+    );
+    std::fs::create_dir_all(node.dir.join("hostroot/proc/777/root")).unwrap();
+    let root = node
+        .dir
+        .join("hostroot/run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&root).unwrap());
+    let (major, minor) = (
+        (dev >> 8) & 0xfff | (dev >> 32) & !0xfff,
+        dev & 0xff | (dev >> 12) & !0xff,
+    );
+    node.dir.write(
+        "hostroot/proc/1/mountinfo",
+        format!("99 1 {major}:{minor} / /run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs rw - overlay overlay rw\n"),
+    );
+    let result = harness::run(&mut node.cmd_with_trivy("noblob", "nginx"));
+    result.assert_code(0);
+    let report = result.json();
+    let nginx = image(&report, "nginx:1.27");
+    assert_eq!(nginx["status"], "scanned", "{nginx:#}");
+    assert_eq!(nginx["source"], "rootfs");
+    assert!(
+        nginx["note"].as_str().unwrap().contains("layer blobs"),
+        "{nginx:#}"
+    );
+    assert_eq!(nginx["scan_target"], root.to_str().unwrap());
+    let scans = node.trivy_scans();
+    assert_eq!(scans.len(), 3, "image (fails), rootfs, redis: {scans:?}");
+
+    // The cached result still says how it was obtained.
+    let again = harness::run(&mut node.cmd_with_trivy("", ""));
+    let report = again.json();
+    let nginx = image(&report, "nginx:1.27");
+    assert_eq!(nginx["status"], "cached");
+    assert_eq!(nginx["source"], "rootfs");
+    assert_eq!(nginx["scan_target"], root.to_str().unwrap());
+    assert_eq!(node.trivy_scans().len(), 3);
+}
