@@ -148,9 +148,7 @@ impl Cycle<'_> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .into_iter()
             .zip(images)
-            .map(|(r, image)| {
-                r.unwrap_or_else(|| failed(image, "internal error: no result".into(), None))
-            })
+            .map(|(r, image)| r.unwrap_or_else(|| no_result(image)))
             .collect()
     }
 
@@ -419,19 +417,19 @@ fn base(image: &ImageEntry, status: Status, plan: &Plan) -> ImageResult {
     }
 }
 
-fn failed(image: &ImageEntry, message: String, plan: Option<&Plan>) -> ImageResult {
-    let mut result = match plan {
-        Some(p) => base(image, Status::Failed, p),
-        None => base(
-            image,
-            Status::Failed,
-            &Plan::RunningRoot {
-                note: String::new(),
-            },
-        ),
-    };
-    result.status = Status::Failed;
-    result.error = Some(message);
+/// The entry for an image whose worker left no result (cannot happen
+/// unless a worker died): failed, never silently missing.
+fn no_result(image: &ImageEntry) -> ImageResult {
+    let mut result = base(
+        image,
+        Status::Failed,
+        &Plan::RunningRoot {
+            note: String::new(),
+        },
+    );
+    result.source = None;
+    result.note = None;
+    result.error = Some("internal error: the scan produced no result".into());
     result
 }
 
