@@ -3,7 +3,7 @@
 //! leaving the host root, and (with `one_file_system`) not crossing mount
 //! points except at a directory a rule names.
 
-use crate::attrs::Attr;
+use crate::attrs::{Attr, AttrSet};
 use crate::entry::{is_within, Entry, FileType, Timestamp};
 use crate::policy::{Inherit, Policy};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -178,29 +178,41 @@ impl<'p> Walker<'p> {
             }
         }
         let rule = &self.policy.rules[record?];
-        let ftype = FileType::from_mode(md.mode())?;
-        let mut e = Entry::new(path, ftype, rule.attrs);
-        e.recursive = rule.recursive;
-        e.perm = md.mode() & 0o7777;
-        e.uid = md.uid();
-        e.gid = md.gid();
-        e.size = md.size();
-        e.mtime = Timestamp {
-            sec: md.mtime(),
-            nsec: u32::try_from(md.mtime_nsec()).unwrap_or(0),
-        };
-        e.ctime = Timestamp {
-            sec: md.ctime(),
-            nsec: u32::try_from(md.ctime_nsec()).unwrap_or(0),
-        };
-        e.inode = md.ino();
-        e.links = md.nlink();
-        e.rdev = if ftype.is_device() { md.rdev() } else { 0 };
+        let entry = entry_from(path, &md, rule.attrs, rule.recursive)?;
         Some(Item::Entry {
-            entry: e,
+            entry,
             dev: md.dev(),
         })
     }
+}
+
+/// An entry with every field of the lstat result (only those in `attrs`
+/// are stored and compared).
+fn entry_from(
+    path: Vec<u8>,
+    md: &std::fs::Metadata,
+    attrs: AttrSet,
+    recursive: bool,
+) -> Option<Entry> {
+    let ftype = FileType::from_mode(md.mode())?;
+    let mut e = Entry::new(path, ftype, attrs);
+    e.recursive = recursive;
+    e.perm = md.mode() & 0o7777;
+    e.uid = md.uid();
+    e.gid = md.gid();
+    e.size = md.size();
+    e.mtime = Timestamp {
+        sec: md.mtime(),
+        nsec: u32::try_from(md.mtime_nsec()).unwrap_or(0),
+    };
+    e.ctime = Timestamp {
+        sec: md.ctime(),
+        nsec: u32::try_from(md.ctime_nsec()).unwrap_or(0),
+    };
+    e.inode = md.ino();
+    e.links = md.nlink();
+    e.rdev = if ftype.is_device() { md.rdev() } else { 0 };
+    Some(e)
 }
 
 /// The message for an object that disappeared while it was examined.
