@@ -146,17 +146,10 @@ impl<'p> Walker<'p> {
                 if is_dir {
                     self.it.skip_current_dir();
                 }
-                let message = err
-                    .io_error()
-                    .map_or_else(|| err.to_string(), ToString::to_string);
-                let message = if err.io_error().map(std::io::Error::kind)
-                    == Some(std::io::ErrorKind::NotFound)
-                {
-                    VANISHED.to_string()
-                } else {
-                    message
-                };
-                return Some(Item::Error { path, message });
+                return Some(Item::Error {
+                    path,
+                    message: lstat_error(&err),
+                });
             }
         };
         if is_dir && descend && self.policy.one_file_system {
@@ -183,6 +176,15 @@ impl<'p> Walker<'p> {
             entry,
             dev: md.dev(),
         })
+    }
+}
+
+/// Why an lstat failed; a missing file vanished after its directory was read.
+fn lstat_error(err: &walkdir::Error) -> String {
+    match err.io_error() {
+        Some(e) if e.kind() == std::io::ErrorKind::NotFound => VANISHED.to_string(),
+        Some(e) => e.to_string(),
+        None => err.to_string(),
     }
 }
 
