@@ -1,0 +1,303 @@
+//! Each tool's own record fields, read into the run they belong to.
+//!
+//! A tool's JSON Lines output is one record per finding plus a summary
+//! record; a whole `--format json` document (one line, or a results file)
+//! carries the same fields as arrays. Both shapes are read by the same
+//! structs, whose fields are all optional: a record kind we do not know
+//! still counts as a sign of life of its run.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::model::{AgentSeen, CheckSeen, ImageSeen, ToolData};
+
+/// Folds one record (`kind` = its `record` field, `None` for a whole
+/// document) into `data`.
+pub fn read(data: &mut ToolData, kind: Option<&str>, line: &str) -> Result<()> {
+    match data {
+        ToolData::Scan(scan) => {
+            let rec: ScanRecord = serde_json::from_str(line)?;
+            if kind != Some("vulnerability") {
+                if let Some(image) = rec.image.into_seen() {
+                    scan.images.insert(image.0, image.1);
+                }
+            }
+            for image in rec.images {
+                if let Some((key, seen)) = image.into_seen() {
+                    scan.images.insert(key, seen);
+                }
+            }
+            let summary = rec.summary.unwrap_or(rec.counts);
+            scan.failures = scan.failures.or(summary.failed);
+            scan.db_updated_at = scan.db_updated_at.take().or(summary.db_updated_at);
+            scan.db_age_seconds = scan.db_age_seconds.or(summary.db_age_seconds);
+        }
+        ToolData::Bench(bench) => {
+            let rec: BenchRecord = serde_json::from_str(line)?;
+            for check in std::iter::once(rec.check).chain(rec.results) {
+                if let (Some(id), Some(status)) = (check.id, check.status) {
+                    let seen = CheckSeen {
+                        title: check.title.unwrap_or_default(),
+                        status: status.to_ascii_uppercase(),
+                        scored: check.scored,
+                    };
+                    bench.checks.insert(id, seen);
+                }
+            }
+            if let Some(summary) = rec.summary {
+                for (status, count) in summary {
+                    if let Some(count) = count.as_u64() {
+                        bench.counts.insert(status.to_ascii_uppercase(), count);
+                    }
+                }
+            }
+        }
+        ToolData::Fim(fim) => {
+            let rec: FimRecord = serde_json::from_str(line)?;
+            for change in std::iter::once(rec.change).chain(rec.changes) {
+                if let (Some(path), Some(kind)) = (change.path, change.kind) {
+                    fim.changes.insert(path, kind);
+                }
+            }
+            let summary = rec.summary.unwrap_or(rec.counts);
+            for (kind, count) in [
+                ("added", summary.added),
+                ("removed", summary.removed),
+                ("changed", summary.changed),
+            ] {
+                if let Some(count) = count {
+                    fim.counts.insert(kind.to_owned(), count);
+                }
+            }
+            fim.errors = fim.errors.or(summary.errors);
+            fim.baseline_authenticated = fim
+                .baseline_authenticated
+                .or(rec.baseline_authenticated)
+                .or(rec.baseline.and_then(|b| b.authenticated));
+        }
+        ToolData::Agent(agents) => {
+            let rec: Value = serde_json::from_str(line)?;
+            if let Some((name, seen)) = agent_from(&rec) {
+                agents.agents.insert(name, seen);
+            }
+        }
+        ToolData::Host(host) => {
+            let rec: Value = serde_json::from_str(line)?;
+            let text = |pointer: &str| {
+                rec.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            host.pretty_name = text("/os/pretty_name").or_else(|| text("/os/name"));
+            host.family = text("/os/family");
+            host.arch = text("/arch/platform").or_else(|| text("/arch/machine"));
+            host.kernel = text("/kernel/release");
+        }
+    }
+    Ok(())
+}
+
+/// Severity counts, as tools write them (`{"CRITICAL": 1, …}`).
+type Counts = BTreeMap<String, u64>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ScanRecord {
+    #[serde(flatten)]
+    image: ImageRecord,
+    images: Vec<ImageRecord>,
+    summary: Option<ScanSummary>,
+    #[serde(flatten)]
+    counts: ScanSummary,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ImageRecord {
+    image_id: Option<String>,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    status: Option<String>,
+    vulnerabilities: Option<Counts>,
+}
+
+impl ImageRecord {
+    /// The image's key (content identity) and what the node saw, or `None`
+    /// when the record is not about one image.
+    fn into_seen(self) -> Option<(String, ImageSeen)> {
+        let id = self.image_id?;
+        let (repository, tag) = self
+            .repo_tags
+            .first()
+            .map(|t| split_tag(t))
+            .or_else(|| {
+                self.repo_digests
+                    .first()
+                    .map(|d| (split_digest(d).to_owned(), String::new()))
+            })
+            .unwrap_or_default();
+        let digest = self
+            .repo_digests
+            .first()
+            .and_then(|d| d.split_once('@').map(|(_, digest)| digest.to_owned()))
+            .unwrap_or_else(|| id.clone());
+        let mut seen = ImageSeen {
+            repository,
+            tag,
+            digest,
+            status: self.status.unwrap_or_default(),
+            vulnerabilities: Default::default(),
+        };
+        for (severity, count) in self.vulnerabilities.unwrap_or_default() {
+            seen.vulnerabilities.add(&severity, count);
+        }
+        Some((id, seen))
+    }
+}
+
+/// `registry/repo:tag` → (`registry/repo`, `tag`); a `:` before the last
+/// `/` is a registry port, not a tag.
+fn split_tag(reference: &str) -> (String, String) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_owned(), tag.to_owned()),
+        _ => (reference.to_owned(), String::new()),
+    }
+}
+
+fn split_digest(reference: &str) -> &str {
+    reference
+        .split_once('@')
+        .map_or(reference, |(repo, _)| repo)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ScanSummary {
+    failed: Option<u64>,
+    db_updated_at: Option<String>,
+    db_age_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BenchRecord {
+    #[serde(flatten)]
+    check: CheckRecord,
+    results: Vec<CheckRecord>,
+    summary: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CheckRecord {
+    id: Option<String>,
+    title: Option<String>,
+    status: Option<String>,
+    scored: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FimRecord {
+    #[serde(flatten)]
+    change: ChangeRecord,
+    changes: Vec<ChangeRecord>,
+    summary: Option<FimSummary>,
+    #[serde(flatten)]
+    counts: FimSummary,
+    baseline_authenticated: Option<bool>,
+    baseline: Option<BaselineRecord>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChangeRecord {
+    path: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FimSummary {
+    added: Option<u64>,
+    removed: Option<u64>,
+    changed: Option<u64>,
+    errors: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BaselineRecord {
+    authenticated: Option<bool>,
+}
+
+/// The agent name and state from an `install-agent` record.
+fn agent_from(rec: &Value) -> Option<(String, AgentSeen)> {
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| rec.pointer(k).and_then(Value::as_str).map(str::to_owned))
+    };
+    let flag = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| rec.pointer(k).and_then(Value::as_bool))
+    };
+    let name = text(&["/agent", "/profile/name", "/profile", "/name"])?;
+    let seen = AgentSeen {
+        version: text(&[
+            "/installed_version",
+            "/package/installed_version",
+            "/version_installed",
+        ]),
+        converged: flag(&["/converged"]),
+        service_active: flag(&["/service_active", "/service/active"])
+            .or_else(|| text(&["/service/state", "/service_state"]).map(|s| s == "active")),
+    };
+    Some((name, seen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tool;
+
+    #[test]
+    fn registry_ports_are_not_tags() {
+        assert_eq!(
+            split_tag("reg:5000/app:1.2"),
+            ("reg:5000/app".into(), "1.2".into())
+        );
+        assert_eq!(
+            split_tag("reg:5000/app"),
+            ("reg:5000/app".into(), String::new())
+        );
+        assert_eq!(split_tag("nginx:1.27"), ("nginx".into(), "1.27".into()));
+    }
+
+    #[test]
+    fn scan_image_record_and_summary() {
+        let mut data = ToolData::empty(Tool::ScanImages);
+        read(
+            &mut data,
+            Some("image"),
+            r#"{"image_id":"sha256:ab","repo_tags":["docker.io/library/nginx:1.27"],"repo_digests":["docker.io/library/nginx@sha256:cd"],"status":"scanned","vulnerabilities":{"CRITICAL":2,"HIGH":1}}"#,
+        )
+        .expect("image");
+        read(
+            &mut data,
+            Some("summary"),
+            r#"{"summary":{"failed":1,"db_updated_at":"2026-11-23T00:00:00Z"}}"#,
+        )
+        .expect("summary");
+        let ToolData::Scan(scan) = data else {
+            unreachable!()
+        };
+        let image = &scan.images["sha256:ab"];
+        assert_eq!(image.display_name(), "docker.io/library/nginx:1.27");
+        assert_eq!(image.digest, "sha256:cd");
+        assert_eq!(image.vulnerabilities.0, [2, 1, 0, 0, 0]);
+        assert_eq!(scan.failures, Some(1));
+    }
+}

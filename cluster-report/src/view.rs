@@ -1,0 +1,404 @@
+//! The cluster-wide view built from what was read: the report body.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::model::{Cluster, InputStats, Severities, Tool, ToolData};
+
+/// How the view is cut.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// "Now", Unix seconds: staleness is measured from here.
+    pub now: f64,
+    /// A tool whose last success is older than this is stale, in seconds.
+    pub stale_after: f64,
+    /// At most this many images in `images` (0: all).
+    pub top_images: usize,
+}
+
+/// The report body (the common envelope is added around it).
+#[derive(Debug, Serialize)]
+pub struct ClusterView {
+    pub source: SourceInfo,
+    pub stale_after_seconds: f64,
+    pub summary: Summary,
+    pub nodes: Vec<NodeRow>,
+    pub stale: Vec<StaleTool>,
+    pub missing: Vec<MissingNode>,
+    pub images: Vec<ImageRow>,
+    pub images_total: usize,
+    pub cis_failures: Vec<CisRow>,
+    pub fim_changes: Vec<FimRow>,
+    pub agents: Vec<AgentRow>,
+    pub warnings: Vec<String>,
+}
+
+/// Where the data came from.
+#[derive(Debug, Serialize)]
+pub struct SourceInfo {
+    /// `jsonl` or `prometheus`.
+    pub kind: &'static str,
+    /// File names, `<stdin>`, or the Prometheus URL.
+    pub inputs: Vec<String>,
+    #[serde(flatten)]
+    pub stats: InputStats,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub nodes: usize,
+    pub nodes_expected: usize,
+    pub nodes_missing: usize,
+    pub nodes_stale: usize,
+    pub vulnerabilities: Severities,
+    pub nodes_with_critical: usize,
+    pub images: usize,
+    pub cis_failed_checks: usize,
+    pub nodes_with_cis_failures: usize,
+    pub nodes_with_fim_changes: usize,
+    pub fim_changes: u64,
+    pub agents_not_converged: usize,
+    pub agents_inactive: usize,
+}
+
+/// One tool's latest run on one node.
+#[derive(Debug, Serialize)]
+pub struct ToolRow {
+    pub version: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    pub last_run: f64,
+    pub last_success: f64,
+    pub age_seconds: f64,
+    pub stale: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    pub tools: BTreeMap<Tool, ToolRow>,
+    pub missing_tools: Vec<Tool>,
+    pub stale_tools: Vec<Tool>,
+    pub vulnerabilities: Severities,
+    pub images: usize,
+    pub cis: BTreeMap<String, u64>,
+    pub fim: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StaleTool {
+    pub node: String,
+    pub tool: Tool,
+    pub last_success: f64,
+    pub age_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MissingNode {
+    pub node: String,
+    /// Tools with no result from this node (all of them when the node sent
+    /// nothing).
+    pub tools: Vec<Tool>,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageRow {
+    pub image: String,
+    pub digest: String,
+    pub nodes: usize,
+    pub vulnerabilities: Severities,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CisRow {
+    pub id: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scored: Option<bool>,
+    pub nodes: usize,
+    pub node_names: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FimRow {
+    pub node: String,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_authenticated: Option<bool>,
+    pub changes: Vec<PathChange>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PathChange {
+    pub path: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentRow {
+    pub node: String,
+    pub agent: String,
+    pub version: Option<String>,
+    pub converged: Option<bool>,
+    pub service_active: Option<bool>,
+}
+
+/// Builds the view. Deterministic: every list is sorted.
+pub fn build(
+    cluster: Cluster,
+    kind: &'static str,
+    inputs: Vec<String>,
+    opts: &ViewOptions,
+) -> ClusterView {
+    let mut summary = Summary::default();
+    let mut nodes = Vec::new();
+    let mut stale = Vec::new();
+    let mut images: BTreeMap<String, (crate::model::ImageSeen, usize)> = BTreeMap::new();
+    let mut cis: BTreeMap<String, CisRow> = BTreeMap::new();
+    let mut fim_rows = Vec::new();
+    let mut agents = Vec::new();
+
+    // Tools seen anywhere are expected everywhere (one DaemonSet each).
+    let deployed: BTreeSet<Tool> = cluster
+        .nodes
+        .values()
+        .flat_map(|runs| runs.tools.keys().copied())
+        .collect();
+    let mut sorted: Vec<_> = cluster.nodes.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+
+    for (node, runs) in sorted {
+        let mut row = NodeRow {
+            node: node.clone(),
+            os: None,
+            arch: None,
+            tools: BTreeMap::new(),
+            missing_tools: deployed
+                .iter()
+                .filter(|t| !runs.tools.contains_key(t))
+                .copied()
+                .collect(),
+            stale_tools: Vec::new(),
+            vulnerabilities: Severities::default(),
+            images: 0,
+            cis: BTreeMap::new(),
+            fim: BTreeMap::new(),
+        };
+        for (tool, run) in runs.tools {
+            let last_success = run.success_time();
+            let age = (opts.now - last_success).max(0.0);
+            let is_stale = age > opts.stale_after;
+            if is_stale {
+                row.stale_tools.push(tool);
+                stale.push(StaleTool {
+                    node: node.clone(),
+                    tool,
+                    last_success,
+                    age_seconds: age,
+                });
+            }
+            row.tools.insert(
+                tool,
+                ToolRow {
+                    version: run.version,
+                    run_id: run.run_id,
+                    last_run: run.finished,
+                    last_success,
+                    age_seconds: age,
+                    stale: is_stale,
+                },
+            );
+            match run.data {
+                ToolData::Host(host) => {
+                    row.os = host.pretty_name;
+                    row.arch = host.arch;
+                }
+                ToolData::Scan(scan) => {
+                    row.images = scan.images.len();
+                    for (key, image) in scan.images {
+                        row.vulnerabilities.plus(&image.vulnerabilities);
+                        let entry = images.entry(key).or_insert_with(|| (image.clone(), 0));
+                        entry.1 += 1;
+                        // Nodes may hold different DB results: keep the worst.
+                        if image.vulnerabilities > entry.0.vulnerabilities {
+                            entry.0.vulnerabilities = image.vulnerabilities;
+                        }
+                    }
+                    summary.vulnerabilities.plus(&row.vulnerabilities);
+                    if row.vulnerabilities.critical() > 0 {
+                        summary.nodes_with_critical += 1;
+                    }
+                }
+                ToolData::Bench(bench) => {
+                    let mut failed = 0;
+                    for (id, check) in bench.failed() {
+                        failed += 1;
+                        let entry = cis.entry(id.clone()).or_insert_with(|| CisRow {
+                            id: id.clone(),
+                            title: check.title.clone(),
+                            scored: check.scored,
+                            nodes: 0,
+                            node_names: Vec::new(),
+                        });
+                        if entry.title.is_empty() {
+                            entry.title.clone_from(&check.title);
+                        }
+                        entry.nodes += 1;
+                        entry.node_names.push(node.clone());
+                    }
+                    row.cis = bench.counts.clone();
+                    if row.cis.is_empty() {
+                        for check in bench.checks.values() {
+                            *row.cis.entry(check.status.clone()).or_default() += 1;
+                        }
+                    }
+                    if failed > 0 || row.cis.get("FAIL").copied().unwrap_or(0) > 0 {
+                        summary.nodes_with_cis_failures += 1;
+                    }
+                }
+                ToolData::Fim(fim) => {
+                    let (added, removed, changed) = (
+                        fim.count("added"),
+                        fim.count("removed"),
+                        fim.count("changed"),
+                    );
+                    row.fim = BTreeMap::from([
+                        ("added".to_owned(), added),
+                        ("removed".to_owned(), removed),
+                        ("changed".to_owned(), changed),
+                    ]);
+                    let total = added + removed + changed;
+                    if total > 0 || fim.errors.unwrap_or(0) > 0 {
+                        summary.fim_changes += total;
+                        if total > 0 {
+                            summary.nodes_with_fim_changes += 1;
+                        }
+                        fim_rows.push(FimRow {
+                            node: node.clone(),
+                            added,
+                            removed,
+                            changed,
+                            errors: fim.errors,
+                            baseline_authenticated: fim.baseline_authenticated,
+                            changes: fim
+                                .changes
+                                .into_iter()
+                                .map(|(path, kind)| PathChange { path, kind })
+                                .collect(),
+                        });
+                    }
+                }
+                ToolData::Agent(data) => {
+                    for (agent, seen) in data.agents {
+                        if seen.converged == Some(false) {
+                            summary.agents_not_converged += 1;
+                        }
+                        if seen.service_active == Some(false) {
+                            summary.agents_inactive += 1;
+                        }
+                        agents.push(AgentRow {
+                            node: node.clone(),
+                            agent,
+                            version: seen.version,
+                            converged: seen.converged,
+                            service_active: seen.service_active,
+                        });
+                    }
+                }
+            }
+        }
+        if !row.stale_tools.is_empty() {
+            summary.nodes_stale += 1;
+        }
+        nodes.push(row);
+    }
+
+    let seen: BTreeSet<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+    let mut missing: Vec<MissingNode> = cluster
+        .expected_nodes
+        .iter()
+        .filter(|n| !seen.contains(n.as_str()))
+        .map(|n| MissingNode {
+            node: n.clone(),
+            tools: deployed.iter().copied().collect(),
+            reason: "no results from this node",
+        })
+        .collect();
+    summary.nodes_missing = missing.len();
+    missing.extend(
+        nodes
+            .iter()
+            .filter(|n| !n.missing_tools.is_empty())
+            .map(|n| MissingNode {
+                node: n.node.clone(),
+                tools: n.missing_tools.clone(),
+                reason: "some tools sent no results",
+            }),
+    );
+    missing.sort_by(|a, b| a.node.cmp(&b.node));
+
+    summary.nodes = nodes.len();
+    summary.nodes_expected = cluster.expected_nodes.len().max(nodes.len());
+    summary.images = images.len();
+    summary.cis_failed_checks = cis.len();
+
+    let mut image_rows: Vec<ImageRow> = images
+        .into_values()
+        .map(|(image, count)| ImageRow {
+            image: image.display_name(),
+            digest: image.digest,
+            nodes: count,
+            vulnerabilities: image.vulnerabilities,
+        })
+        .collect();
+    // Worst first: by severity counts, then by how many nodes run it.
+    image_rows.sort_by(|a, b| {
+        b.vulnerabilities
+            .cmp(&a.vulnerabilities)
+            .then(b.nodes.cmp(&a.nodes))
+            .then_with(|| a.image.cmp(&b.image))
+    });
+    let images_total = image_rows.len();
+    if opts.top_images > 0 {
+        image_rows.truncate(opts.top_images);
+    }
+    let mut cis_rows: Vec<CisRow> = cis.into_values().collect();
+    cis_rows.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.id.cmp(&b.id)));
+    stale.sort_by(|a, b| (&a.node, a.tool).cmp(&(&b.node, b.tool)));
+
+    let mut warnings = cluster.warnings;
+    if cluster.warnings_dropped > 0 {
+        warnings.push(format!(
+            "{} more input problems not listed",
+            cluster.warnings_dropped
+        ));
+    }
+    ClusterView {
+        source: SourceInfo {
+            kind,
+            inputs,
+            stats: cluster.stats,
+        },
+        stale_after_seconds: opts.stale_after,
+        summary,
+        nodes,
+        stale,
+        missing,
+        images: image_rows,
+        images_total,
+        cis_failures: cis_rows,
+        fim_changes: fim_rows,
+        agents,
+        warnings,
+    }
+}
