@@ -145,6 +145,8 @@ pub struct ScanData {
     pub db_age_seconds: Option<f64>,
     /// Trivy DB `UpdatedAt`, as reported.
     pub db_updated_at: Option<String>,
+    /// The node's own OS packages (`scan-images --host`).
+    pub host: Option<Severities>,
 }
 
 /// One CIS check result on one node.
@@ -264,6 +266,7 @@ impl ToolData {
                 a.failures = a.failures.or(b.failures);
                 a.db_age_seconds = a.db_age_seconds.or(b.db_age_seconds);
                 a.db_updated_at = a.db_updated_at.take().or(b.db_updated_at);
+                a.host = a.host.or(b.host);
             }
             (ToolData::Fim(a), ToolData::Fim(b)) => {
                 for (kind, count) in b.counts {

@@ -259,6 +259,11 @@ fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64) {
             });
             image.vulnerabilities.add(sample.label("severity"), count);
         }
+        (ToolData::Scan(scan), "host_vulnerabilities") => {
+            scan.host
+                .get_or_insert_with(Default::default)
+                .add(sample.label("severity"), count);
+        }
         (ToolData::Scan(scan), "scan_failures") => scan.failures = Some(count),
         (ToolData::Scan(scan), "db_age_seconds") => scan.db_age_seconds = Some(value),
         (ToolData::Bench(bench), "checks") => {
@@ -281,7 +286,7 @@ fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64) {
         }
         (ToolData::Fim(fim), "errors") => fim.errors = Some(count),
         (ToolData::Fim(fim), "baseline_authenticated") => {
-            fim.baseline_authenticated = Some(count > 0)
+            fim.baseline_authenticated = Some(count > 0);
         }
         (ToolData::Agent(agents), "converged" | "service_active" | "info") => {
             let seen: &mut AgentSeen = agents

@@ -20,10 +20,24 @@ pub fn read(data: &mut ToolData, kind: Option<&str>, line: &str) -> Result<()> {
     match data {
         ToolData::Scan(scan) => {
             let rec: ScanRecord = serde_json::from_str(line)?;
-            if kind != Some("vulnerability") {
-                if let Some(image) = rec.image.into_seen() {
-                    scan.images.insert(image.0, image.1);
+            if kind == Some("host") {
+                // The node's own OS packages (`scan-images --host`).
+                let mut host = crate::model::Severities::default();
+                for (severity, count) in rec.image.vulnerabilities.unwrap_or_default() {
+                    host.add(&severity, count);
                 }
+                scan.host = Some(host);
+                return Ok(());
+            }
+            if let Some(host) = rec.host.and_then(|h| h.vulnerabilities) {
+                let mut counts = crate::model::Severities::default();
+                for (severity, count) in host {
+                    counts.add(&severity, count);
+                }
+                scan.host = Some(counts);
+            }
+            if let Some(image) = rec.image.into_seen() {
+                scan.images.insert(image.0, image.1);
             }
             for image in rec.images {
                 if let Some((key, seen)) = image.into_seen() {
@@ -78,12 +92,15 @@ pub fn read(data: &mut ToolData, kind: Option<&str>, line: &str) -> Result<()> {
                 .or(rec.baseline_authenticated)
                 .or(rec.baseline.and_then(|b| b.authenticated));
         }
-        ToolData::Agent(agents) => {
+        // Only the summary (or a whole report) describes the agent; `step`
+        // records are the run's log.
+        ToolData::Agent(agents) if matches!(kind, None | Some("summary" | "report")) => {
             let rec: Value = serde_json::from_str(line)?;
             if let Some((name, seen)) = agent_from(&rec) {
                 agents.agents.insert(name, seen);
             }
         }
+        ToolData::Agent(_) => {}
         ToolData::Host(host) => {
             let rec: Value = serde_json::from_str(line)?;
             let text = |pointer: &str| {
@@ -109,6 +126,7 @@ struct ScanRecord {
     #[serde(flatten)]
     image: ImageRecord,
     images: Vec<ImageRecord>,
+    host: Option<ImageRecord>,
     summary: Option<ScanSummary>,
     #[serde(flatten)]
     counts: ScanSummary,
@@ -234,28 +252,31 @@ struct BaselineRecord {
     authenticated: Option<bool>,
 }
 
-/// The agent name and state from an `install-agent` record.
+/// The agent name and state from an `install-agent` summary record (or a
+/// whole report): the same judgement as its metrics (`converged` for the
+/// converging outcomes; `service_active` from the observed unit, or from
+/// convergence for `install`, which starts the unit).
 fn agent_from(rec: &Value) -> Option<(String, AgentSeen)> {
-    let text = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| rec.pointer(k).and_then(Value::as_str).map(str::to_owned))
+    let text = |pointer: &str| rec.pointer(pointer).and_then(Value::as_str);
+    let name = text("/agent")?.to_owned();
+    let converged =
+        text("/status").map(|status| matches!(status, "converged" | "changed" | "healthy"));
+    let unit_active = text("/observed/unit/active_state").map(|state| state == "active");
+    let service_active = match text("/command") {
+        Some("install") => converged,
+        _ => unit_active,
     };
-    let flag = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| rec.pointer(k).and_then(Value::as_bool))
-    };
-    let name = text(&["/agent", "/profile/name", "/profile", "/name"])?;
-    let seen = AgentSeen {
-        version: text(&[
-            "/installed_version",
-            "/package/installed_version",
-            "/version_installed",
-        ]),
-        converged: flag(&["/converged"]),
-        service_active: flag(&["/service_active", "/service/active"])
-            .or_else(|| text(&["/service/state", "/service_state"]).map(|s| s == "active")),
-    };
-    Some((name, seen))
+    let version = text("/observed/installed_version")
+        .or_else(|| converged.filter(|c| *c).and(text("/package/version")))
+        .map(str::to_owned);
+    Some((
+        name,
+        AgentSeen {
+            version,
+            converged,
+            service_active,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -299,5 +320,46 @@ mod tests {
         assert_eq!(image.digest, "sha256:cd");
         assert_eq!(image.vulnerabilities.0, [2, 1, 0, 0, 0]);
         assert_eq!(scan.failures, Some(1));
+    }
+
+    #[test]
+    fn install_agent_summary_not_steps() {
+        let mut data = ToolData::empty(Tool::InstallAgent);
+        read(
+            &mut data,
+            Some("step"),
+            r#"{"name":"download","status":"ok","duration_ms":3}"#,
+        )
+        .expect("step");
+        read(
+            &mut data,
+            Some("summary"),
+            r#"{"command":"status","agent":"qualys-cloud-agent","status":"unhealthy","changed":false,"observed":{"installed_version":"6.1.0.28","unit":{"load_state":"loaded","unit_file_state":"enabled","active_state":"failed"}}}"#,
+        )
+        .expect("summary");
+        let ToolData::Agent(agents) = data else {
+            unreachable!()
+        };
+        assert_eq!(agents.agents.len(), 1);
+        let seen = &agents.agents["qualys-cloud-agent"];
+        assert_eq!(seen.converged, Some(false));
+        assert_eq!(seen.service_active, Some(false));
+        assert_eq!(seen.version.as_deref(), Some("6.1.0.28"));
+    }
+
+    #[test]
+    fn scan_host_record_is_kept_apart_from_images() {
+        let mut data = ToolData::empty(Tool::ScanImages);
+        read(
+            &mut data,
+            Some("host"),
+            r#"{"status":"scanned","vulnerabilities":{"CRITICAL":0,"HIGH":4}}"#,
+        )
+        .expect("host");
+        let ToolData::Scan(scan) = data else {
+            unreachable!()
+        };
+        assert!(scan.images.is_empty());
+        assert_eq!(scan.host.map(|h| h.0), Some([0, 4, 0, 0, 0]));
     }
 }

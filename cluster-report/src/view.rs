@@ -85,6 +85,9 @@ pub struct NodeRow {
     pub missing_tools: Vec<Tool>,
     pub stale_tools: Vec<Tool>,
     pub vulnerabilities: Severities,
+    /// The node's own OS packages, when scanned (`scan-images --host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_vulnerabilities: Option<Severities>,
     pub images: usize,
     pub cis: BTreeMap<String, u64>,
     pub fim: BTreeMap<String, u64>,
@@ -190,6 +193,7 @@ pub fn build(
                 .collect(),
             stale_tools: Vec::new(),
             vulnerabilities: Severities::default(),
+            host_vulnerabilities: None,
             images: 0,
             cis: BTreeMap::new(),
             fim: BTreeMap::new(),
@@ -225,6 +229,7 @@ pub fn build(
                 }
                 ToolData::Scan(scan) => {
                     row.images = scan.images.len();
+                    row.host_vulnerabilities = scan.host;
                     for (key, image) in scan.images {
                         row.vulnerabilities.plus(&image.vulnerabilities);
                         let entry = images.entry(key).or_insert_with(|| (image.clone(), 0));
