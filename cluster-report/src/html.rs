@@ -293,6 +293,7 @@ fn images_table(page: &mut String, view: &ClusterView) {
         page.push_str("<tr>");
         text(page, &image.image);
         num(page, image.nodes);
+        num(page, image.unscanned_nodes);
         for count in &image.vulnerabilities.0[..4] {
             num(page, count);
         }
@@ -483,6 +484,7 @@ const HEAD: &str = r#"<!DOCTYPE html>
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 1.5rem 2rem;color:#1d2330;background:#f6f7f9}
 h1{font-size:1.5rem;margin:1rem 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
 .meta{color:#5b6475;margin:.2rem 0 .6rem}
+td:first-child{white-space:nowrap}
 .cards{display:flex;flex-wrap:wrap;gap:.6rem}
 .card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:.5rem .8rem;min-width:9.5rem}
 .card.alert{border-color:#d33a2c;box-shadow:inset 4px 0 #d33a2c}
@@ -500,6 +502,10 @@ tr.warn td:first-child{box-shadow:inset 3px 0 #e69a17}tr.empty td{color:#5b6475;
 </style></head><body>
 "#;
 
+/// Sorting: a click on a header sorts by that column (numbers first
+/// descending, text ascending; a second click reverses). The sort is kept
+/// in the URL (`#sort=<table>:<column>:<asc|desc>`) so a sorted view can be
+/// shared, and a page opened with such a link sorts itself.
 const SCRIPT: &str = r#"<script>
 (function(){
   function key(cell, numeric){
@@ -508,12 +514,16 @@ const SCRIPT: &str = r#"<script>
     if (numeric) { var n = parseFloat(v); return isNaN(n) ? -Infinity : n; }
     return v.toLowerCase();
   }
-  function sort(th){
+  function sort(th, dir){
     var table = th.closest('table'), body = table.tBodies[0];
     var index = Array.prototype.indexOf.call(th.parentNode.children, th);
     var numeric = th.getAttribute('data-type') === 'num';
-    var dir = th.getAttribute('aria-sort') === 'descending' ? 'ascending' : 'descending';
-    if (!numeric && th.getAttribute('aria-sort') !== 'ascending') dir = 'ascending';
+    var current = th.getAttribute('aria-sort');
+    if (!dir) {
+      if (current === 'ascending') dir = 'descending';
+      else if (current === 'descending') dir = 'ascending';
+      else dir = numeric ? 'descending' : 'ascending';
+    }
     var rows = Array.prototype.filter.call(body.rows, function(r){ return !r.classList.contains('empty'); });
     rows.sort(function(a, b){
       var x = key(a.cells[index], numeric), y = key(b.cells[index], numeric);
@@ -523,11 +533,17 @@ const SCRIPT: &str = r#"<script>
     rows.forEach(function(r){ body.appendChild(r); });
     Array.prototype.forEach.call(th.parentNode.children, function(h){ h.removeAttribute('aria-sort'); });
     th.setAttribute('aria-sort', dir);
+    return table.id + ':' + index + ':' + (dir === 'ascending' ? 'asc' : 'desc');
   }
   document.querySelectorAll('table.sortable th').forEach(function(th){
-    th.addEventListener('click', function(){ sort(th); });
-    th.addEventListener('keydown', function(e){ if (e.key === 'Enter') sort(th); });
+    function go(){ var state = sort(th); if (history.replaceState) history.replaceState(null, '', '#sort=' + state); }
+    th.addEventListener('click', go);
+    th.addEventListener('keydown', function(e){ if (e.key === 'Enter') go(); });
   });
+  var m = /^#sort=([A-Za-z0-9_-]+):([0-9]+):(asc|desc)$/.exec(location.hash);
+  var table = m && document.getElementById(m[1]);
+  var th = table && table.tHead.rows[0].cells[Number(m[2])];
+  if (th) sort(th, m[3] === 'asc' ? 'ascending' : 'descending');
 })();
 </script>
 "#;

@@ -53,6 +53,12 @@ impl Tool {
         }
     }
 
+    /// Whether the tool runs in a loop, so an old result means a stuck
+    /// DaemonSet (detect-host reports facts once per pod start).
+    pub fn periodic(self) -> bool {
+        self != Tool::DetectHost
+    }
+
     /// The tool named `name` (command name or snake case).
     pub fn from_name(name: &str) -> Option<Tool> {
         Tool::ALL

@@ -115,6 +115,9 @@ pub struct ImageRow {
     pub image: String,
     pub digest: String,
     pub nodes: usize,
+    /// Nodes where the last scan of this image failed or was skipped (its
+    /// counts are then unknown there, not zero).
+    pub unscanned_nodes: usize,
     pub vulnerabilities: Severities,
 }
 
@@ -166,7 +169,8 @@ pub fn build(
     let mut summary = Summary::default();
     let mut nodes = Vec::new();
     let mut stale = Vec::new();
-    let mut images: BTreeMap<String, (crate::model::ImageSeen, usize)> = BTreeMap::new();
+    // Per image: what was seen, on how many nodes, unscanned on how many.
+    let mut images: BTreeMap<String, (crate::model::ImageSeen, usize, usize)> = BTreeMap::new();
     let mut cis: BTreeMap<String, CisRow> = BTreeMap::new();
     let mut fim_rows = Vec::new();
     let mut agents = Vec::new();
@@ -201,7 +205,7 @@ pub fn build(
         for (tool, run) in runs.tools {
             let last_success = run.success_time();
             let age = (opts.now - last_success).max(0.0);
-            let is_stale = age > opts.stale_after;
+            let is_stale = tool.periodic() && age > opts.stale_after;
             if is_stale {
                 row.stale_tools.push(tool);
                 stale.push(StaleTool {
@@ -232,8 +236,11 @@ pub fn build(
                     row.host_vulnerabilities = scan.host;
                     for (key, image) in scan.images {
                         row.vulnerabilities.plus(&image.vulnerabilities);
-                        let entry = images.entry(key).or_insert_with(|| (image.clone(), 0));
+                        let entry = images.entry(key).or_insert_with(|| (image.clone(), 0, 0));
                         entry.1 += 1;
+                        if matches!(image.status.as_str(), "failed" | "skipped") {
+                            entry.2 += 1;
+                        }
                         // Nodes may hold different DB results: keep the worst.
                         if image.vulnerabilities > entry.0.vulnerabilities {
                             entry.0.vulnerabilities = image.vulnerabilities;
@@ -359,10 +366,11 @@ pub fn build(
 
     let mut image_rows: Vec<ImageRow> = images
         .into_values()
-        .map(|(image, count)| ImageRow {
+        .map(|(image, count, unscanned)| ImageRow {
             image: image.display_name(),
             digest: image.digest,
             nodes: count,
+            unscanned_nodes: unscanned,
             vulnerabilities: image.vulnerabilities,
         })
         .collect();

@@ -1,0 +1,301 @@
+//! The metrics lane with the real components: textfiles written the way the
+//! tools write them, `prometheus-node-exporter` serving them on loopback,
+//! `prometheus` scraping it with the shipped rules. A critical
+//! vulnerability and a FIM change fire their alerts; fixing them resolves
+//! the alerts; `cluster-report --prometheus` reads the same series.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nodeguard_common::metrics::{write_run_metrics, Metrics};
+use serde_json::Value;
+
+use super::require;
+use crate::harness::{run, tool, workspace_root, TestDir};
+
+/// A child process killed (and reaped) when the test ends, pass or fail.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+}
+
+impl Daemon {
+    fn start(name: &'static str, cmd: &mut Command, log: &Path) -> Daemon {
+        let log = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Daemon { name, child }
+    }
+
+    fn assert_running(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited early ({status}):\n{}",
+                self.name,
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound, then released for the daemon to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on loopback; the body, or `None` while nothing listens.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_owned())
+}
+
+/// Polls `probe` every 250 ms until it returns `Some`, at most `limit`.
+fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Names of the alerts firing now, with their `node` label.
+fn firing(prometheus: u16) -> Option<Vec<(String, String)>> {
+    let body = http_get(prometheus, "/api/v1/alerts")?;
+    let answer: Value = serde_json::from_str(&body).ok()?;
+    Some(
+        answer["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["state"] == "firing")
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_owned(),
+                    a["labels"]["node"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Writes the scanner's and the FIM's textfiles as the tools do (common's
+/// metrics writer, atomic, same names and HELP).
+fn write_textfiles(dir: &Path, critical: f64, changed: f64) {
+    let mut scan = Metrics::new("scan-images");
+    let vulns = scan.gauge(
+        "vulnerabilities",
+        "Vulnerabilities (package x CVE findings) in images running on the node, by severity.",
+    );
+    for (severity, count) in [
+        ("CRITICAL", critical),
+        ("HIGH", 3.0),
+        ("MEDIUM", 0.0),
+        ("LOW", 0.0),
+        ("UNKNOWN", 0.0),
+    ] {
+        vulns.sample(
+            &[
+                ("severity", severity),
+                ("image_repository", "docker.io/library/nginx"),
+                ("image_tag", "1.25.3"),
+                ("image_digest", "sha256:aa11"),
+            ],
+            count,
+        );
+    }
+    scan.gauge("scan_failures", "Image scans that failed in the last run.")
+        .sample(&[], 0.0);
+    write_run_metrics(
+        &dir.join("nodeguard_scan_images.prom"),
+        &scan,
+        "0.1.0",
+        true,
+    )
+    .unwrap();
+
+    let mut fim = Metrics::new("fim-check");
+    let changes = fim.gauge(
+        "changes",
+        "Paths added, removed or changed since the baseline, by kind (last run).",
+    );
+    for (kind, count) in [("added", 0.0), ("removed", 0.0), ("changed", changed)] {
+        changes.sample(&[("kind", kind)], count);
+    }
+    fim.gauge(
+        "baseline_authenticated",
+        "1 if the baseline's HMAC was verified with a key, else 0.",
+    )
+    .sample(&[], 1.0);
+    write_run_metrics(&dir.join("nodeguard_fim_check.prom"), &fim, "0.1.0", true).unwrap();
+}
+
+#[test]
+fn alerts_fire_and_resolve_with_real_prometheus() {
+    let (Some(_), Some(_), Some(promtool)) = (
+        require("prometheus", "end-to-end alerting"),
+        require("prometheus-node-exporter", "end-to-end alerting"),
+        require("promtool", "checking the textfiles"),
+    ) else {
+        return;
+    };
+    let dir = TestDir::new("cluster-report-e2e");
+    let textfiles = dir.join("textfile");
+    std::fs::create_dir_all(&textfiles).unwrap();
+    write_textfiles(&textfiles, 2.0, 4.0);
+    for file in ["nodeguard_scan_images.prom", "nodeguard_fim_check.prom"] {
+        // `promtool check metrics` reads the exposition text on stdin.
+        let body = std::fs::read(textfiles.join(file)).unwrap();
+        let mut lint = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        lint.stdin.take().unwrap().write_all(&body).unwrap();
+        let out = lint.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool check metrics on {file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let exporter_port = free_port();
+    let exporter_log = dir.join("node-exporter.log");
+    let mut exporter = Daemon::start(
+        "prometheus-node-exporter",
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}"))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                textfiles.display()
+            )),
+        &exporter_log,
+    );
+
+    let prometheus_port = free_port();
+    let rules = workspace_root().join("manifests/rules/nodeguard.rules.yml");
+    // The `node` label stands in for the Kubernetes relabelling
+    // (__meta_kubernetes_pod_node_name → node) described in the docs.
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: node-exporter\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n        labels:\n          node: e2e-node\n",
+        rules.display()
+    );
+    let config_path = dir.write("prometheus.yml", config);
+    let prometheus_log = dir.join("prometheus.log");
+    let mut prometheus = Daemon::start(
+        "prometheus",
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .arg("--web.enable-lifecycle"),
+        &prometheus_log,
+    );
+
+    let limit = Duration::from_secs(60);
+    let metrics = wait_for("node-exporter to serve the textfiles", limit, || {
+        exporter.assert_running(&exporter_log);
+        http_get(exporter_port, "/metrics").filter(|m| m.contains("nodeguard_fim_check_changes"))
+    });
+    assert!(
+        metrics.contains("node_textfile_scrape_error 0"),
+        "{metrics}"
+    );
+
+    let alerts = wait_for("both alerts to fire", limit, || {
+        prometheus.assert_running(&prometheus_log);
+        firing(prometheus_port).filter(|a| {
+            a.iter()
+                .any(|(n, _)| n == "NodeguardCriticalVulnerabilities")
+                && a.iter().any(|(n, _)| n == "NodeguardFileIntegrityChanged")
+        })
+    });
+    assert!(
+        alerts.iter().all(|(_, node)| node == "e2e-node"),
+        "{alerts:?}"
+    );
+    assert!(
+        !alerts.iter().any(|(n, _)| n == "NodeguardResultsStale"),
+        "fresh results are not stale: {alerts:?}"
+    );
+
+    // The report from the same Prometheus.
+    let url = format!("http://127.0.0.1:{prometheus_port}");
+    let result = run(tool("cluster-report").args(["--prometheus", &url]));
+    result.assert_code(0);
+    let report = result.json();
+    assert_eq!(report["source"]["kind"], "prometheus");
+    assert_eq!(report["summary"]["nodes"], 1);
+    assert_eq!(report["summary"]["vulnerabilities"]["CRITICAL"], 2);
+    assert_eq!(
+        report["images"][0]["image"],
+        "docker.io/library/nginx:1.25.3"
+    );
+    assert_eq!(report["fim_changes"][0]["node"], "e2e-node");
+    assert_eq!(report["fim_changes"][0]["changed"], 4);
+    let node = &report["nodes"][0];
+    assert_eq!(node["tools"]["scan-images"]["version"], "0.1.0");
+    assert_eq!(node["tools"]["scan-images"]["stale"], false);
+    // No kube-state-metrics here: said, not hidden.
+    assert!(
+        report["warnings"].to_string().contains("kube_node_info"),
+        "{}",
+        report["warnings"]
+    );
+
+    // The image is fixed and rescanned, the change accepted: both resolve.
+    write_textfiles(&textfiles, 0.0, 0.0);
+    wait_for("both alerts to resolve", limit, || {
+        prometheus.assert_running(&prometheus_log);
+        firing(prometheus_port).filter(Vec::is_empty)
+    });
+
+    // A Prometheus that answers with an error is named in exit 2.
+    let bad =
+        run(tool("cluster-report").args(["--prometheus", &format!("{url}/nonexistent-prefix")]));
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("/nonexistent-prefix/api/v1/query"),
+        "{}",
+        bad.stderr
+    );
+}
