@@ -248,26 +248,31 @@ ng_run_tool() {
 
     setsid "$NG_TOOL" "$@" >"$NG_TMP_OUT" 2>"$ng_err" </dev/null &
     NG_CHILD_PID=$!
+    # The watchdog: after the timeout, it marks the run as timed out, then
+    # sends TERM and, 5 s later, KILL to the tool's process group.
+    ng_timeout_mark="$NG_STATE_DIR/timed-out"
+    rm -f "$ng_timeout_mark"
     # shellcheck disable=SC2016 # expanded by the watchdog's own shell
     setsid sh -c 'sleep "$1"
+        : >"$3"
         for s in TERM KILL; do
             kill -s $s -- "-$2" 2>/dev/null || kill -s $s "-$2" 2>/dev/null
             kill -s $s "$2" 2>/dev/null
             sleep 5
         done' \
-        ng-watchdog "$NG_RUN_TIMEOUT" "$NG_CHILD_PID" >/dev/null 2>&1 </dev/null &
+        ng-watchdog "$NG_RUN_TIMEOUT" "$NG_CHILD_PID" "$ng_timeout_mark" >/dev/null 2>&1 </dev/null &
     NG_WATCHDOG_PID=$!
     wait "$NG_CHILD_PID"
     NG_RC=$?
     NG_CHILD_PID=
+    ng_kill KILL "$NG_WATCHDOG_PID"
+    wait "$NG_WATCHDOG_PID" 2>/dev/null
     ng_timed_out=false
-    if kill -0 "$NG_WATCHDOG_PID" 2>/dev/null; then
-        ng_kill KILL "$NG_WATCHDOG_PID"
-    else
+    if [ -e "$ng_timeout_mark" ]; then
         ng_timed_out=true
         NG_RC=124
+        rm -f "$ng_timeout_mark"
     fi
-    wait "$NG_WATCHDOG_PID" 2>/dev/null
     NG_WATCHDOG_PID=
 
     # The tool's stderr (already redacted by the tool) goes to the pod log.
