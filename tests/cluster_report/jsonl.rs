@@ -230,10 +230,7 @@ fn bad_input_is_counted_and_named() {
         .any(|w| w.as_str().unwrap().contains("schema_version 9")));
     assert_eq!(r["summary"]["nodes"], 1);
     // Non-UTF-8 bytes are a malformed line, not a crash.
-    let binary = dir.write(
-        "binary.jsonl",
-        [good.as_bytes(), b"\xff\xfe{\n"].concat(),
-    );
+    let binary = dir.write("binary.jsonl", [good.as_bytes(), b"\xff\xfe{\n"].concat());
     let r = report(&[binary.to_str().unwrap(), "--now", NOW]);
     assert_eq!(r["source"]["malformed_lines"], 1);
 }
