@@ -42,18 +42,29 @@ pub struct Envelope<'a> {
     pub finished_at: Option<Cow<'a, str>>,
 }
 
-/// Reads every source into one [`Cluster`], chunks in parallel.
+/// Reads every source into one [`Cluster`], chunks in parallel: each
+/// worker folds its chunks into its own cluster, merged at the end.
 pub fn read_sources(sources: &[Source]) -> Result<Cluster> {
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     input::chunks(sources)
         .par_bridge()
-        .map(|chunk| chunk.map(|chunk| read_chunk(&chunk, &names[chunk.source])))
+        .try_fold(Cluster::default, |mut cluster, chunk| {
+            let chunk = chunk?;
+            read_chunk_into(&mut cluster, &chunk, &names[chunk.source]);
+            Ok::<_, anyhow::Error>(cluster)
+        })
         .try_reduce(Cluster::default, |a, b| Ok(a.merge(b)))
 }
 
 /// Parses one chunk of whole lines.
 pub fn read_chunk(chunk: &Chunk, source_name: &str) -> Cluster {
     let mut cluster = Cluster::default();
+    read_chunk_into(&mut cluster, chunk, source_name);
+    cluster
+}
+
+/// Parses one chunk of whole lines into `cluster`.
+pub fn read_chunk_into(cluster: &mut Cluster, chunk: &Chunk, source_name: &str) {
     let mut joiner = Joiner::default();
     for (number, raw) in (chunk.first_line..).zip(chunk.data.split(|&b| b == b'\n')) {
         if raw.is_empty() {
@@ -68,7 +79,7 @@ pub fn read_chunk(chunk: &Chunk, source_name: &str) -> Cluster {
         let Some(payload) = joiner.push(line) else {
             continue;
         };
-        read_payload(&mut cluster, payload, source_name, number);
+        read_payload(cluster, payload, source_name, number);
     }
     if chunk.last && joiner.unterminated() {
         cluster.stats.malformed_lines += 1;
@@ -76,9 +87,6 @@ pub fn read_chunk(chunk: &Chunk, source_name: &str) -> Cluster {
             "{source_name}: ends inside a split (CRI partial) line; its record is lost"
         ));
     }
-    // The split at the end of a chunk that is not the last, or a final
-    // newline, gives an empty last piece: not a line.
-    cluster
 }
 
 /// Reads one complete payload (a record, log text, or something foreign).

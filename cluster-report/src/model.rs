@@ -147,7 +147,7 @@ pub struct ScanData {
     pub images: BTreeMap<String, ImageSeen>,
     /// Images that failed to scan in the run.
     pub failures: Option<u64>,
-    /// Age of the Trivy DB at the run, in seconds.
+    /// Age of the Trivy DB at the run, in seconds (metrics lane).
     pub db_age_seconds: Option<f64>,
     /// Trivy DB `UpdatedAt`, as reported.
     pub db_updated_at: Option<String>,

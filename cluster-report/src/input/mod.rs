@@ -150,22 +150,15 @@ impl<R: Read> Chunker<R> {
     }
 
     /// Reads until `buf` holds at least `want` bytes or the source ends.
-    /// Returns false at the end of the source.
+    /// Returns false at the end of the source. The buffer grows with what
+    /// is read (a small file never costs a whole chunk's allocation).
     fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> Result<bool> {
         while buf.len() < want {
-            let start = buf.len();
-            buf.resize(want, 0);
-            let read = loop {
-                match self.reader.read(&mut buf[start..]) {
-                    Ok(n) => break n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => {
-                        buf.truncate(start);
-                        return Err(err).with_context(|| format!("cannot read {}", self.name));
-                    }
-                }
-            };
-            buf.truncate(start + read);
+            let missing = (want - buf.len()) as u64;
+            let read = (&mut self.reader)
+                .take(missing)
+                .read_to_end(buf)
+                .with_context(|| format!("cannot read {}", self.name))?;
             if read == 0 {
                 return Ok(false);
             }
