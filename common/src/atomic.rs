@@ -34,8 +34,19 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     /// Starts writing `path` with permission bits `mode` (e.g. `0o600`).
+    ///
+    /// An existing target that is not a regular file (a device such as
+    /// `/dev/null`, a FIFO, a directory) is refused: renaming over it would
+    /// replace the device node itself, for every process on the machine.
     pub fn create(path: impl AsRef<Path>, mode: u32) -> Result<Self> {
         let target = path.as_ref().to_path_buf();
+        if let Ok(meta) = fs::metadata(&target) {
+            anyhow::ensure!(
+                meta.is_file(),
+                "refusing to replace {}: not a regular file (a device, FIFO or directory)",
+                target.display()
+            );
+        }
         let dir = parent_dir(&target);
         let name = target
             .file_name()
@@ -175,5 +186,19 @@ mod tests {
         ensure_dir(&sub, 0o700).unwrap();
         assert_eq!(fs::metadata(&sub).unwrap().mode() & 0o777, 0o700);
         ensure_dir(&sub, 0o700).unwrap();
+    }
+
+    #[test]
+    fn refuses_to_replace_a_device_or_fifo() {
+        let err = write_file("/dev/null", b"x", 0o644).unwrap_err();
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        let meta = std::fs::metadata("/dev/null").unwrap();
+        assert!(!meta.is_file(), "/dev/null must still be a device");
+
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(write_file(&fifo, b"x", 0o644).is_err());
+        assert!(!std::fs::metadata(&fifo).unwrap().is_file());
     }
 }
