@@ -187,14 +187,12 @@ pub fn run(cli: &Cli) -> Result<u8> {
 
     if let Some(path) = &cli.html {
         let page = html::render(&view, &html::time_text(now));
-        atomic::write_file(path, page.as_bytes(), 0o644)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_output(path, page.as_bytes())?;
     }
     let mut document = Vec::new();
     report::emit(&mut document, &ctx, &view, Format::Json, cli.pretty)?;
     match &cli.output {
-        Some(path) => atomic::write_file(path, &document, 0o644)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => write_output(path, &document)?,
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout
@@ -210,6 +208,24 @@ pub fn run(cli: &Cli) -> Result<u8> {
     } else {
         exit::SUCCESS
     })
+}
+
+/// Writes an output file atomically, or straight into an existing device
+/// or FIFO (`/dev/stdout`, a pipe): those are streams, not files to replace.
+fn write_output(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let stream = std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir());
+    if stream {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write {}", path.display()))
+    } else {
+        atomic::write_file(path, bytes, 0o644)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 fn read_prometheus(cli: &Cli, url: &str) -> Result<model::Cluster> {

@@ -260,3 +260,22 @@ fn errors_exit_2_naming_the_input() {
     result.assert_code(2);
     assert!(result.stderr.contains("--prometheus"), "{}", result.stderr);
 }
+
+#[test]
+fn devices_are_written_to_not_replaced() {
+    // `--html /dev/null` once replaced the machine's /dev/null with a
+    // regular file (atomic rename over a device): never again.
+    let logs = fixtures().join("logs");
+    let result = run(tool("cluster-report").args([
+        logs.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--html",
+        "/dev/null",
+        "--output",
+        "/dev/null",
+    ]));
+    result.assert_code(0);
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(!meta.is_file(), "/dev/null was replaced by a regular file");
+}
