@@ -10,11 +10,14 @@
 //! - `prometheus_e2e`: the real `prometheus-node-exporter` and `prometheus`
 //!   on loopback with the shipped rules: an alert fires and resolves, and
 //!   `cluster-report --prometheus` reads the same data;
-//! - `browser`: the HTML page in headless Chromium, with a screenshot.
+//! - `browser`: the HTML page in headless Chromium, with a screenshot;
+//! - `round_trip`: the real tools on several fixture hosts, their JSON
+//!   Lines shipped three ways and read back with nothing lost.
 
 mod browser;
 mod jsonl;
 mod prometheus_e2e;
+mod round_trip;
 mod rules;
 
 use std::path::PathBuf;
