@@ -35,6 +35,10 @@ else
     echo "WARNING: not root: skipping package setup; root-only tests will skip." >&2
 fi
 
+for component in rustfmt clippy; do
+    cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done
+
 step "rustfmt"
 cargo fmt --all --check
 
