@@ -47,7 +47,8 @@ fn os_release(name: &str) -> String {
         .to_owned()
 }
 
-fn build_host(root: &Path, os: &str, anonymous: bool) {
+/// A fixture node: os-release, a kubelet process and its config.
+pub(super) fn build_host(root: &Path, os: &str, anonymous: bool) {
     let write = |rel: &str, body: &str| {
         let path = root.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
