@@ -119,17 +119,17 @@ measure() {
     done
     local median
     median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
-    printf '%-44s median %6.2f s   peak RSS %6d MiB\n' "$label" "$median" "$((rss / 1024))"
+    printf '%-44s median %6.2f s   peak RSS %6d MiB\n' "$label" "$median" "$((rss / 1024))" >&2
     echo "$median"
 }
 
-report_dir=$(measure "cluster-report DIR ($nodes files)" "$runs" "$bin" "$data/nodes" --html /dev/null | tee /dev/stderr | tail -n1)
-report_stdin=$(measure "cluster-report - (one stream on stdin)" "$runs" sh -c "exec \"$bin\" - <\"$data/all.jsonl\"" | tee /dev/stderr | tail -n1)
+report_dir=$(measure "cluster-report DIR ($nodes files)" "$runs" "$bin" "$data/nodes" --html /dev/null)
+report_stdin=$(measure "cluster-report - (one stream on stdin)" "$runs" sh -c "exec \"$bin\" - <\"$data/all.jsonl\"")
 # shellcheck disable=SC2016 # $r is jq's variable, not the shell's
 # jq takes ~100 s here: one run.
 peer=$(measure "peer: jq per-node vulnerability totals" 1 \
     jq -c -n 'reduce (inputs | select(.tool == "scan-images" and .record == "image")) as $r ({}; .[$r.node] += ($r.vulnerabilities.CRITICAL))' \
-    "$data/all.jsonl" | tee /dev/stderr | tail -n1)
+    "$data/all.jsonl")
 
 python3 - "$report_dir" "$report_stdin" "$peer" <<'PY'
 import sys

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Cluster, InputStats, Severities, Tool, ToolData};
+use crate::model::{
+    AgentData, BenchData, Cluster, FimData, ImageSeen, InputStats, NodeRuns, ScanData, Severities,
+    Tool, ToolData,
+};
 
 /// How the view is cut.
 #[derive(Debug, Clone)]
@@ -166,15 +169,6 @@ pub fn build(
     inputs: Vec<String>,
     opts: &ViewOptions,
 ) -> ClusterView {
-    let mut summary = Summary::default();
-    let mut nodes = Vec::new();
-    let mut stale = Vec::new();
-    // Per image: what was seen, on how many nodes, unscanned on how many.
-    let mut images: BTreeMap<String, (crate::model::ImageSeen, usize, usize)> = BTreeMap::new();
-    let mut cis: BTreeMap<String, CisRow> = BTreeMap::new();
-    let mut fim_rows = Vec::new();
-    let mut agents = Vec::new();
-
     // Tools seen anywhere are expected everywhere (one DaemonSet each).
     let deployed: BTreeSet<Tool> = cluster
         .nodes
@@ -184,9 +178,69 @@ pub fn build(
     let mut sorted: Vec<_> = cluster.nodes.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
 
-    for (node, runs) in sorted {
+    let mut collector = Collector::default();
+    let nodes: Vec<NodeRow> = sorted
+        .into_iter()
+        .map(|(node, runs)| collector.node(node, runs, &deployed, opts))
+        .collect();
+    let missing = collector.missing(&nodes, &cluster.expected_nodes, &deployed);
+    collector.summary.nodes = nodes.len();
+    collector.summary.nodes_expected = cluster.expected_nodes.len().max(nodes.len());
+
+    let mut warnings = cluster.warnings;
+    if cluster.warnings_dropped > 0 {
+        warnings.push(format!(
+            "{} more input problems not listed",
+            cluster.warnings_dropped
+        ));
+    }
+    let (images, images_total) = collector.worst_images(opts.top_images);
+    let cis_failures = collector.cis_rows();
+    let mut stale = collector.stale;
+    stale.sort_by(|a, b| (&a.node, a.tool).cmp(&(&b.node, b.tool)));
+    ClusterView {
+        source: SourceInfo {
+            kind,
+            inputs,
+            stats: cluster.stats,
+        },
+        stale_after_seconds: opts.stale_after,
+        summary: collector.summary,
+        nodes,
+        stale,
+        missing,
+        images,
+        images_total,
+        cis_failures,
+        fim_changes: collector.fim_rows,
+        agents: collector.agents,
+        warnings,
+    }
+}
+
+/// Cluster-wide lists and totals, filled node by node.
+#[derive(Debug, Default)]
+struct Collector {
+    summary: Summary,
+    stale: Vec<StaleTool>,
+    /// Per image: what was seen, on how many nodes, unscanned on how many.
+    images: BTreeMap<String, (ImageSeen, usize, usize)>,
+    cis: BTreeMap<String, CisRow>,
+    fim_rows: Vec<FimRow>,
+    agents: Vec<AgentRow>,
+}
+
+impl Collector {
+    /// One node's row; its findings also go into the cluster-wide lists.
+    fn node(
+        &mut self,
+        node: String,
+        runs: NodeRuns,
+        deployed: &BTreeSet<Tool>,
+        opts: &ViewOptions,
+    ) -> NodeRow {
         let mut row = NodeRow {
-            node: node.clone(),
+            node,
             os: None,
             arch: None,
             tools: BTreeMap::new(),
@@ -208,8 +262,8 @@ pub fn build(
             let is_stale = tool.periodic() && age > opts.stale_after;
             if is_stale {
                 row.stale_tools.push(tool);
-                stale.push(StaleTool {
-                    node: node.clone(),
+                self.stale.push(StaleTool {
+                    node: row.node.clone(),
                     tool,
                     last_success,
                     age_seconds: age,
@@ -231,187 +285,186 @@ pub fn build(
                     row.os = host.pretty_name;
                     row.arch = host.arch;
                 }
-                ToolData::Scan(scan) => {
-                    row.images = scan.images.len();
-                    row.host_vulnerabilities = scan.host;
-                    for (key, image) in scan.images {
-                        row.vulnerabilities.plus(&image.vulnerabilities);
-                        let entry = images.entry(key).or_insert_with(|| (image.clone(), 0, 0));
-                        entry.1 += 1;
-                        if matches!(image.status.as_str(), "failed" | "skipped") {
-                            entry.2 += 1;
-                        }
-                        // Nodes may hold different DB results: keep the worst.
-                        if image.vulnerabilities > entry.0.vulnerabilities {
-                            entry.0.vulnerabilities = image.vulnerabilities;
-                        }
-                    }
-                    summary.vulnerabilities.plus(&row.vulnerabilities);
-                    if row.vulnerabilities.critical() > 0 {
-                        summary.nodes_with_critical += 1;
-                    }
-                }
-                ToolData::Bench(bench) => {
-                    let mut failed = 0;
-                    for (id, check) in bench.failed() {
-                        failed += 1;
-                        let entry = cis.entry(id.clone()).or_insert_with(|| CisRow {
-                            id: id.clone(),
-                            title: check.title.clone(),
-                            scored: check.scored,
-                            nodes: 0,
-                            node_names: Vec::new(),
-                        });
-                        if entry.title.is_empty() {
-                            entry.title.clone_from(&check.title);
-                        }
-                        entry.nodes += 1;
-                        entry.node_names.push(node.clone());
-                    }
-                    row.cis = bench.counts.clone();
-                    if row.cis.is_empty() {
-                        for check in bench.checks.values() {
-                            *row.cis.entry(check.status.clone()).or_default() += 1;
-                        }
-                    }
-                    if failed > 0 || row.cis.get("FAIL").copied().unwrap_or(0) > 0 {
-                        summary.nodes_with_cis_failures += 1;
-                    }
-                }
-                ToolData::Fim(fim) => {
-                    let (added, removed, changed) = (
-                        fim.count("added"),
-                        fim.count("removed"),
-                        fim.count("changed"),
-                    );
-                    row.fim = BTreeMap::from([
-                        ("added".to_owned(), added),
-                        ("removed".to_owned(), removed),
-                        ("changed".to_owned(), changed),
-                    ]);
-                    let total = added + removed + changed;
-                    if total > 0 || fim.errors.unwrap_or(0) > 0 {
-                        summary.fim_changes += total;
-                        if total > 0 {
-                            summary.nodes_with_fim_changes += 1;
-                        }
-                        fim_rows.push(FimRow {
-                            node: node.clone(),
-                            added,
-                            removed,
-                            changed,
-                            errors: fim.errors,
-                            baseline_authenticated: fim.baseline_authenticated,
-                            changes: fim
-                                .changes
-                                .into_iter()
-                                .map(|(path, kind)| PathChange { path, kind })
-                                .collect(),
-                        });
-                    }
-                }
-                ToolData::Agent(data) => {
-                    for (agent, seen) in data.agents {
-                        if seen.converged == Some(false) {
-                            summary.agents_not_converged += 1;
-                        }
-                        if seen.service_active == Some(false) {
-                            summary.agents_inactive += 1;
-                        }
-                        agents.push(AgentRow {
-                            node: node.clone(),
-                            agent,
-                            version: seen.version,
-                            converged: seen.converged,
-                            service_active: seen.service_active,
-                        });
-                    }
-                }
+                ToolData::Scan(scan) => self.scan(&mut row, scan),
+                ToolData::Bench(bench) => self.bench(&mut row, &bench),
+                ToolData::Fim(fim) => self.fim(&mut row, fim),
+                ToolData::Agent(data) => self.agents(&row.node, data),
             }
         }
         if !row.stale_tools.is_empty() {
-            summary.nodes_stale += 1;
+            self.summary.nodes_stale += 1;
         }
-        nodes.push(row);
+        row
     }
 
-    let seen: BTreeSet<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
-    let mut missing: Vec<MissingNode> = cluster
-        .expected_nodes
-        .iter()
-        .filter(|n| !seen.contains(n.as_str()))
-        .map(|n| MissingNode {
-            node: n.clone(),
-            tools: deployed.iter().copied().collect(),
-            reason: "no results from this node",
-        })
-        .collect();
-    summary.nodes_missing = missing.len();
-    missing.extend(
-        nodes
+    fn scan(&mut self, row: &mut NodeRow, scan: ScanData) {
+        row.images = scan.images.len();
+        row.host_vulnerabilities = scan.host;
+        for (key, image) in scan.images {
+            row.vulnerabilities.plus(&image.vulnerabilities);
+            let entry = self
+                .images
+                .entry(key)
+                .or_insert_with(|| (image.clone(), 0, 0));
+            entry.1 += 1;
+            if matches!(image.status.as_str(), "failed" | "skipped") {
+                entry.2 += 1;
+            }
+            // Nodes may hold different DB results: keep the worst.
+            if image.vulnerabilities > entry.0.vulnerabilities {
+                entry.0.vulnerabilities = image.vulnerabilities;
+            }
+        }
+        self.summary.vulnerabilities.plus(&row.vulnerabilities);
+        if row.vulnerabilities.critical() > 0 {
+            self.summary.nodes_with_critical += 1;
+        }
+    }
+
+    fn bench(&mut self, row: &mut NodeRow, bench: &BenchData) {
+        let mut failed = 0;
+        for (id, check) in bench.failed() {
+            failed += 1;
+            let entry = self.cis.entry(id.clone()).or_insert_with(|| CisRow {
+                id: id.clone(),
+                title: check.title.clone(),
+                scored: check.scored,
+                nodes: 0,
+                node_names: Vec::new(),
+            });
+            if entry.title.is_empty() {
+                entry.title.clone_from(&check.title);
+            }
+            entry.nodes += 1;
+            entry.node_names.push(row.node.clone());
+        }
+        row.cis = bench.counts.clone();
+        if row.cis.is_empty() {
+            for check in bench.checks.values() {
+                *row.cis.entry(check.status.clone()).or_default() += 1;
+            }
+        }
+        if failed > 0 || row.cis.get("FAIL").copied().unwrap_or(0) > 0 {
+            self.summary.nodes_with_cis_failures += 1;
+        }
+    }
+
+    fn fim(&mut self, row: &mut NodeRow, fim: FimData) {
+        let (added, removed, changed) = (
+            fim.count("added"),
+            fim.count("removed"),
+            fim.count("changed"),
+        );
+        row.fim = BTreeMap::from([
+            ("added".to_owned(), added),
+            ("removed".to_owned(), removed),
+            ("changed".to_owned(), changed),
+        ]);
+        let total = added + removed + changed;
+        if total == 0 && fim.errors.unwrap_or(0) == 0 {
+            return;
+        }
+        self.summary.fim_changes += total;
+        if total > 0 {
+            self.summary.nodes_with_fim_changes += 1;
+        }
+        self.fim_rows.push(FimRow {
+            node: row.node.clone(),
+            added,
+            removed,
+            changed,
+            errors: fim.errors,
+            baseline_authenticated: fim.baseline_authenticated,
+            changes: fim
+                .changes
+                .into_iter()
+                .map(|(path, kind)| PathChange { path, kind })
+                .collect(),
+        });
+    }
+
+    fn agents(&mut self, node: &str, data: AgentData) {
+        for (agent, seen) in data.agents {
+            if seen.converged == Some(false) {
+                self.summary.agents_not_converged += 1;
+            }
+            if seen.service_active == Some(false) {
+                self.summary.agents_inactive += 1;
+            }
+            self.agents.push(AgentRow {
+                node: node.to_owned(),
+                agent,
+                version: seen.version,
+                converged: seen.converged,
+                service_active: seen.service_active,
+            });
+        }
+    }
+
+    /// Expected nodes that sent nothing, then nodes missing some tools.
+    fn missing(
+        &mut self,
+        nodes: &[NodeRow],
+        expected: &BTreeSet<String>,
+        deployed: &BTreeSet<Tool>,
+    ) -> Vec<MissingNode> {
+        let seen: BTreeSet<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+        let mut missing: Vec<MissingNode> = expected
             .iter()
-            .filter(|n| !n.missing_tools.is_empty())
+            .filter(|n| !seen.contains(n.as_str()))
             .map(|n| MissingNode {
-                node: n.node.clone(),
-                tools: n.missing_tools.clone(),
-                reason: "some tools sent no results",
-            }),
-    );
-    missing.sort_by(|a, b| a.node.cmp(&b.node));
-
-    summary.nodes = nodes.len();
-    summary.nodes_expected = cluster.expected_nodes.len().max(nodes.len());
-    summary.images = images.len();
-    summary.cis_failed_checks = cis.len();
-
-    let mut image_rows: Vec<ImageRow> = images
-        .into_values()
-        .map(|(image, count, unscanned)| ImageRow {
-            image: image.display_name(),
-            digest: image.digest,
-            nodes: count,
-            unscanned_nodes: unscanned,
-            vulnerabilities: image.vulnerabilities,
-        })
-        .collect();
-    // Worst first: by severity counts, then by how many nodes run it.
-    image_rows.sort_by(|a, b| {
-        b.vulnerabilities
-            .cmp(&a.vulnerabilities)
-            .then(b.nodes.cmp(&a.nodes))
-            .then_with(|| a.image.cmp(&b.image))
-    });
-    let images_total = image_rows.len();
-    if opts.top_images > 0 {
-        image_rows.truncate(opts.top_images);
+                node: n.clone(),
+                tools: deployed.iter().copied().collect(),
+                reason: "no results from this node",
+            })
+            .collect();
+        self.summary.nodes_missing = missing.len();
+        missing.extend(
+            nodes
+                .iter()
+                .filter(|n| !n.missing_tools.is_empty())
+                .map(|n| MissingNode {
+                    node: n.node.clone(),
+                    tools: n.missing_tools.clone(),
+                    reason: "some tools sent no results",
+                }),
+        );
+        missing.sort_by(|a, b| a.node.cmp(&b.node));
+        missing
     }
-    let mut cis_rows: Vec<CisRow> = cis.into_values().collect();
-    cis_rows.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.id.cmp(&b.id)));
-    stale.sort_by(|a, b| (&a.node, a.tool).cmp(&(&b.node, b.tool)));
 
-    let mut warnings = cluster.warnings;
-    if cluster.warnings_dropped > 0 {
-        warnings.push(format!(
-            "{} more input problems not listed",
-            cluster.warnings_dropped
-        ));
+    /// Worst first (by severity counts, then by how many nodes run it), at
+    /// most `top` (0: all); and how many images there are in all.
+    fn worst_images(&mut self, top: usize) -> (Vec<ImageRow>, usize) {
+        self.summary.images = self.images.len();
+        let mut rows: Vec<ImageRow> = std::mem::take(&mut self.images)
+            .into_values()
+            .map(|(image, count, unscanned)| ImageRow {
+                image: image.display_name(),
+                digest: image.digest,
+                nodes: count,
+                unscanned_nodes: unscanned,
+                vulnerabilities: image.vulnerabilities,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.vulnerabilities
+                .cmp(&a.vulnerabilities)
+                .then(b.nodes.cmp(&a.nodes))
+                .then_with(|| a.image.cmp(&b.image))
+        });
+        let total = rows.len();
+        if top > 0 {
+            rows.truncate(top);
+        }
+        (rows, total)
     }
-    ClusterView {
-        source: SourceInfo {
-            kind,
-            inputs,
-            stats: cluster.stats,
-        },
-        stale_after_seconds: opts.stale_after,
-        summary,
-        nodes,
-        stale,
-        missing,
-        images: image_rows,
-        images_total,
-        cis_failures: cis_rows,
-        fim_changes: fim_rows,
-        agents,
-        warnings,
+
+    /// Failing checks, the most widespread first.
+    fn cis_rows(&mut self) -> Vec<CisRow> {
+        self.summary.cis_failed_checks = self.cis.len();
+        let mut rows: Vec<CisRow> = std::mem::take(&mut self.cis).into_values().collect();
+        rows.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.id.cmp(&b.id)));
+        rows
     }
 }
