@@ -275,6 +275,7 @@ fn images_table(page: &mut String, view: &ClusterView) {
         &[
             "Image",
             "#Nodes",
+            "#Not scanned on",
             "#Critical",
             "#High",
             "#Medium",

@@ -67,6 +67,15 @@ fn rows(dom: &str, id: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// How many header cells table `id` has.
+fn header_count(dom: &str, id: &str) -> usize {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let head = &dom[start..start + dom[start..].find("</thead>").unwrap()];
+    head.matches("<th ").count() + head.matches("<th>").count()
+}
+
 fn strip_tags(text: &str) -> String {
     let mut out = String::new();
     let mut in_tag = false;
@@ -98,8 +107,27 @@ fn page_renders_sorts_and_screenshots_in_chromium() {
     let html = page(&dir);
     let url = format!("file://{}", html.display());
 
-    // As served: rows in the report's order, every section present.
+    // As served: rows in the report's order, every section present, every
+    // row as wide as its table's header.
     let dom = dump_dom(&binary, &dir, &url).stdout;
+    for table in [
+        "nodes-table",
+        "images-table",
+        "cis-table",
+        "fim-table",
+        "agents-table",
+        "stale-table",
+        "missing-table",
+    ] {
+        let headers = header_count(&dom, table);
+        for row in rows(&dom, table) {
+            assert!(
+                row.len() == headers || row.len() == 1,
+                "{table}: {} cells under {headers} headers: {row:?}",
+                row.len()
+            );
+        }
+    }
     let nodes = rows(&dom, "nodes-table");
     let names: Vec<&str> = nodes.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(names, ["node-a", "node-b", "node-c"]);
@@ -107,6 +135,11 @@ fn page_renders_sorts_and_screenshots_in_chromium() {
     let images = rows(&dom, "images-table");
     assert_eq!(images[0][0], "docker.io/library/nginx:1.25.3");
     assert_eq!(images[0][1], "2");
+    assert_eq!(
+        images[0][3], "2",
+        "critical count under its header: {:?}",
+        images[0]
+    );
     assert_eq!(rows(&dom, "cis-table")[0][0], "4.2.1");
     assert_eq!(rows(&dom, "missing-table").len(), 2);
     assert!(
