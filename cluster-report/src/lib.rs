@@ -210,22 +210,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
     })
 }
 
-/// Writes an output file atomically, or straight into an existing device
-/// or FIFO (`/dev/stdout`, a pipe): those are streams, not files to replace.
+/// Writes an output file atomically (an existing device or FIFO such as
+/// `/dev/stdout` is written in place by the atomic writer).
 fn write_output(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let stream = std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir());
-    if stream {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        out.write_all(bytes)
-            .and_then(|()| out.flush())
-            .with_context(|| format!("cannot write {}", path.display()))
-    } else {
-        atomic::write_file(path, bytes, 0o644)
-            .with_context(|| format!("cannot write {}", path.display()))
-    }
+    atomic::write_file(path, bytes, 0o644)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_prometheus(cli: &Cli, url: &str) -> Result<model::Cluster> {
