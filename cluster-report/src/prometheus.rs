@@ -366,4 +366,79 @@ mod tests {
         assert_eq!(cluster.stats.malformed_lines, 1);
         assert_eq!(cluster.stats.records, 7);
     }
+
+    /// A one-shot HTTP server on loopback: answers `body` to the first
+    /// request and hands back the request it received.
+    fn one_shot_server(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                request.push_str(&line);
+            }
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            request
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn queries_carry_the_bearer_token_and_encode_promql() {
+        let (url, server) =
+            one_shot_server(r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#);
+        let endpoint = Endpoint {
+            url: format!("{url}/"),
+            bearer_token: Some("s3cr3t-token".into()),
+            ca_file: None,
+            timeout: Duration::from_secs(10),
+            node_label: "node".into(),
+        };
+        let samples =
+            query(&agent(&endpoint).expect("agent"), &endpoint, SERIES_QUERY).expect("query");
+        assert!(samples.is_empty());
+        let request = server.join().expect("server");
+        assert!(
+            request.starts_with("GET /api/v1/query?query=%7B__name__%3D~%22nodeguard_.%2B%22%7D "),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\nauthorization: Bearer s3cr3t-token\r\n")
+                || request.contains("\r\nAuthorization: Bearer s3cr3t-token\r\n"),
+            "{request}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cr-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca = dir.join("empty.pem");
+        std::fs::write(&ca, "not a certificate\n").expect("write");
+        let endpoint = Endpoint {
+            url: "https://127.0.0.1:1".into(),
+            bearer_token: None,
+            ca_file: Some(ca.clone()),
+            timeout: Duration::from_secs(1),
+            node_label: "node".into(),
+        };
+        let err = agent(&endpoint).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&ca.display().to_string()),
+            "{err:#}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
