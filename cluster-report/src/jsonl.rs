@@ -138,7 +138,7 @@ fn read_payload(cluster: &mut Cluster, payload: &str, source: &str, number: u64)
     };
     let mut run = Run::new(tool, &envelope.run_id, &envelope.version, finished);
     let kind = envelope.record.as_deref();
-    if let Err(err) = records::read(&mut run.data, kind, text) {
+    if let Err(err) = records::read(&mut run.data, kind, text, &mut cluster.strings) {
         cluster.stats.malformed_lines += 1;
         cluster.warn(format!(
             "{source}:{number}: {tool_name} record {:?}: {err}",

@@ -7,6 +7,7 @@
 //! by how much history the input holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -67,6 +68,26 @@ impl Tool {
     }
 }
 
+/// A shared string: image names, digests and check titles repeat on
+/// thousands of nodes, so each is stored once per reading job.
+pub type Text = Arc<str>;
+
+/// Hands out one [`Text`] per distinct string.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Text>);
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub fn text(&mut self, text: &str) -> Text {
+        if let Some(shared) = self.0.get(text) {
+            return shared.clone();
+        }
+        let shared: Text = Arc::from(text);
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
 /// Trivy's severities, worst first; the order of [`Severities`].
 pub const SEVERITIES: [&str; 5] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
 
@@ -118,13 +139,13 @@ impl Serialize for Severities {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageSeen {
     /// Repository, e.g. `docker.io/library/nginx`.
-    pub repository: String,
+    pub repository: Text,
     /// Tag, empty when the image is known by digest only.
-    pub tag: String,
+    pub tag: Text,
     /// Repo digest or image id, whichever identifies content.
-    pub digest: String,
+    pub digest: Text,
     /// `scanned`, `cached`, `failed`, `skipped` (JSONL input only).
-    pub status: String,
+    pub status: Text,
     /// Findings by severity.
     pub vulnerabilities: Severities,
 }
@@ -134,8 +155,8 @@ impl ImageSeen {
     pub fn display_name(&self) -> String {
         match (self.repository.is_empty(), self.tag.is_empty()) {
             (false, false) => format!("{}:{}", self.repository, self.tag),
-            (false, true) => self.repository.clone(),
-            _ => self.digest.clone(),
+            (false, true) => self.repository.to_string(),
+            _ => self.digest.to_string(),
         }
     }
 }
@@ -144,7 +165,7 @@ impl ImageSeen {
 #[derive(Debug, Clone, Default)]
 pub struct ScanData {
     /// By image key (digest, else name).
-    pub images: BTreeMap<String, ImageSeen>,
+    pub images: BTreeMap<Text, ImageSeen>,
     /// Images that failed to scan in the run.
     pub failures: Option<u64>,
     /// Age of the Trivy DB at the run, in seconds (metrics lane).
@@ -158,9 +179,9 @@ pub struct ScanData {
 /// One CIS check result on one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckSeen {
-    pub title: String,
+    pub title: Text,
     /// PASS, FAIL, WARN or INFO.
-    pub status: String,
+    pub status: Text,
     pub scored: Option<bool>,
 }
 
@@ -171,13 +192,13 @@ pub struct BenchData {
     pub counts: BTreeMap<String, u64>,
     /// Per-check results, by check id. From Prometheus, only failing
     /// scored checks are known.
-    pub checks: BTreeMap<String, CheckSeen>,
+    pub checks: BTreeMap<Text, CheckSeen>,
 }
 
 impl BenchData {
     /// Ids of failing checks.
-    pub fn failed(&self) -> impl Iterator<Item = (&String, &CheckSeen)> {
-        self.checks.iter().filter(|(_, c)| c.status == "FAIL")
+    pub fn failed(&self) -> impl Iterator<Item = (&Text, &CheckSeen)> {
+        self.checks.iter().filter(|(_, c)| &*c.status == "FAIL")
     }
 }
 
@@ -386,6 +407,8 @@ pub struct Cluster {
     pub warnings: Vec<String>,
     /// Problems beyond [`MAX_WARNINGS`].
     pub warnings_dropped: u64,
+    /// Shared strings of this reading job.
+    pub strings: Interner,
 }
 
 impl Cluster {
@@ -467,19 +490,19 @@ mod tests {
     fn scan_run(id: &str, at: f64, image: &str, critical: u64) -> Run {
         let mut run = Run::new(Tool::ScanImages, id, "0.1.0", at);
         let mut seen = ImageSeen {
-            repository: image.into(),
+            repository: Text::from(image),
             ..ImageSeen::default()
         };
         seen.vulnerabilities.add("CRITICAL", critical);
         if let ToolData::Scan(scan) = &mut run.data {
-            scan.images.insert(image.into(), seen);
+            scan.images.insert(Text::from(image), seen);
         }
         run
     }
 
     fn images(cluster: &Cluster, node: &str) -> Vec<String> {
         match &cluster.nodes[node].tools[&Tool::ScanImages].data {
-            ToolData::Scan(scan) => scan.images.keys().cloned().collect(),
+            ToolData::Scan(scan) => scan.images.keys().map(ToString::to_string).collect(),
             _ => unreachable!(),
         }
     }

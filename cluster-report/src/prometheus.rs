@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::model::{AgentSeen, CheckSeen, Cluster, ImageSeen, Run, Tool, ToolData};
+use crate::model::{AgentSeen, CheckSeen, Cluster, ImageSeen, Interner, Run, Tool, ToolData};
 
 /// The query for every nodeguard series.
 pub const SERIES_QUERY: &str = r#"{__name__=~"nodeguard_.+"}"#;
@@ -206,7 +206,7 @@ pub fn from_samples(samples: &[Sample], node_label: &str) -> Cluster {
             .entry((node.to_owned(), tool))
             .or_insert_with(|| Run::new(tool, "", "", sample.value.0));
         run.records += 1;
-        apply(run, metric, sample, value);
+        apply(run, metric, sample, value, &mut cluster.strings);
     }
     for ((node, tool), mut run) in runs {
         // `records` started at 1 for the run itself: count series only.
@@ -229,7 +229,7 @@ fn split_name<'a>(name: &'a str, sample: &'a Sample) -> Option<(Tool, &'a str)> 
     })
 }
 
-fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64) {
+fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64, strings: &mut Interner) {
     match metric {
         "build_info" => run.version = sample.label("version").to_owned(),
         "last_run_timestamp_seconds" => run.finished = value,
@@ -247,14 +247,14 @@ fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64) {
             let repository = sample.label("image_repository");
             let tag = sample.label("image_tag");
             let key = if digest.is_empty() {
-                format!("{repository}:{tag}")
+                strings.text(&format!("{repository}:{tag}"))
             } else {
-                digest.to_owned()
+                strings.text(digest)
             };
             let image = scan.images.entry(key).or_insert_with(|| ImageSeen {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-                digest: digest.to_owned(),
+                repository: strings.text(repository),
+                tag: strings.text(tag),
+                digest: strings.text(digest),
                 ..ImageSeen::default()
             });
             image.vulnerabilities.add(sample.label("severity"), count);
@@ -273,10 +273,10 @@ fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64) {
         }
         (ToolData::Bench(bench), "check_failed") if count > 0 => {
             bench.checks.insert(
-                sample.label("id").to_owned(),
+                strings.text(sample.label("id")),
                 CheckSeen {
-                    title: String::new(),
-                    status: "FAIL".to_owned(),
+                    title: strings.text(""),
+                    status: strings.text("FAIL"),
                     scored: Some(true),
                 },
             );

@@ -14,16 +14,23 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{
-    AgentSeen, BenchData, CheckSeen, FimData, ImageSeen, ScanData, Severities, ToolData,
+    AgentSeen, BenchData, CheckSeen, FimData, ImageSeen, Interner, ScanData, Severities, Text,
+    ToolData,
 };
 
 /// Folds one record (`kind` = its `record` field, `None` for a whole
 /// document) into `data`.
-pub fn read(data: &mut ToolData, kind: Option<&str>, line: &str) -> Result<()> {
+/// Repeated strings go through `strings`.
+pub fn read(
+    data: &mut ToolData,
+    kind: Option<&str>,
+    line: &str,
+    strings: &mut Interner,
+) -> Result<()> {
     let whole = matches!(kind, None | Some("report"));
     match data {
-        ToolData::Scan(scan) => read_scan(scan, kind, line),
-        ToolData::Bench(bench) => read_bench(bench, kind, line),
+        ToolData::Scan(scan) => read_scan(scan, kind, line, strings),
+        ToolData::Bench(bench) => read_bench(bench, kind, line, strings),
         ToolData::Fim(fim) => read_fim(fim, kind, line),
         // Only the summary (or a whole report) describes the agent; `step`
         // records are the run's log.
@@ -46,11 +53,16 @@ pub fn read(data: &mut ToolData, kind: Option<&str>, line: &str) -> Result<()> {
     }
 }
 
-fn read_scan(scan: &mut ScanData, kind: Option<&str>, line: &str) -> Result<()> {
+fn read_scan(
+    scan: &mut ScanData,
+    kind: Option<&str>,
+    line: &str,
+    strings: &mut Interner,
+) -> Result<()> {
     match kind {
         Some("image") => {
             let rec: ImageRecord = serde_json::from_str(line)?;
-            scan.add(rec);
+            scan.add(rec, strings);
         }
         // The node's own OS packages (`scan-images --host`).
         Some("host") => {
@@ -64,7 +76,7 @@ fn read_scan(scan: &mut ScanData, kind: Option<&str>, line: &str) -> Result<()> 
         None | Some("report") => {
             let rec: ScanDocument = serde_json::from_str(line)?;
             for image in rec.images {
-                scan.add(image);
+                scan.add(image, strings);
             }
             if let Some(host) = rec.host {
                 scan.host = Some(host.vulnerabilities.severities());
@@ -77,8 +89,8 @@ fn read_scan(scan: &mut ScanData, kind: Option<&str>, line: &str) -> Result<()> 
 }
 
 impl ScanData {
-    fn add(&mut self, image: ImageRecord) {
-        if let Some((key, seen)) = image.into_seen() {
+    fn add(&mut self, image: ImageRecord, strings: &mut Interner) {
+        if let Some((key, seen)) = image.into_seen(strings) {
             self.images.insert(key, seen);
         }
     }
@@ -91,11 +103,16 @@ impl ScanData {
     }
 }
 
-fn read_bench(bench: &mut BenchData, kind: Option<&str>, line: &str) -> Result<()> {
+fn read_bench(
+    bench: &mut BenchData,
+    kind: Option<&str>,
+    line: &str,
+    strings: &mut Interner,
+) -> Result<()> {
     match kind {
         Some("check" | "result") => {
             let rec: CheckRecord = serde_json::from_str(line)?;
-            bench.add(rec);
+            bench.add(rec, strings);
         }
         Some("summary") => {
             let rec: Summarised<BTreeMap<String, Value>> = serde_json::from_str(line)?;
@@ -104,7 +121,7 @@ fn read_bench(bench: &mut BenchData, kind: Option<&str>, line: &str) -> Result<(
         None | Some("report") => {
             let rec: BenchDocument = serde_json::from_str(line)?;
             for check in rec.results {
-                bench.add(check);
+                bench.add(check, strings);
             }
             bench.apply(rec.summary);
         }
@@ -117,14 +134,14 @@ fn read_bench(bench: &mut BenchData, kind: Option<&str>, line: &str) -> Result<(
 const CIS_STATUSES: [&str; 4] = ["PASS", "FAIL", "WARN", "INFO"];
 
 impl BenchData {
-    fn add(&mut self, check: CheckRecord) {
+    fn add(&mut self, check: CheckRecord, strings: &mut Interner) {
         if let (Some(id), Some(status)) = (check.id, check.status) {
             let seen = CheckSeen {
-                title: check.title.unwrap_or_default(),
-                status: status.to_ascii_uppercase(),
+                title: strings.text(check.title.as_deref().unwrap_or_default()),
+                status: strings.text(&status.to_ascii_uppercase()),
                 scored: check.scored,
             };
-            self.checks.insert(id, seen);
+            self.checks.insert(strings.text(&id), seen);
         }
     }
 
@@ -248,8 +265,8 @@ struct ImageRecord {
 impl ImageRecord {
     /// The image's key (content identity) and what the node saw, or `None`
     /// when the record is not about one image.
-    fn into_seen(self) -> Option<(String, ImageSeen)> {
-        let id = self.image_id?;
+    fn into_seen(self, strings: &mut Interner) -> Option<(Text, ImageSeen)> {
+        let id = strings.text(&self.image_id?);
         let (repository, tag) = self
             .repo_tags
             .first()
@@ -263,13 +280,13 @@ impl ImageRecord {
         let digest = self
             .repo_digests
             .first()
-            .and_then(|d| d.split_once('@').map(|(_, digest)| digest.to_owned()))
+            .and_then(|d| d.split_once('@').map(|(_, digest)| strings.text(digest)))
             .unwrap_or_else(|| id.clone());
         let seen = ImageSeen {
-            repository,
-            tag,
+            repository: strings.text(&repository),
+            tag: strings.text(&tag),
             digest,
-            status: self.status.unwrap_or_default(),
+            status: strings.text(self.status.as_deref().unwrap_or_default()),
             vulnerabilities: self.vulnerabilities.severities(),
         };
         Some((id, seen))
@@ -412,6 +429,10 @@ mod tests {
     use super::*;
     use crate::model::Tool;
 
+    fn rd(data: &mut ToolData, kind: Option<&str>, line: &str) -> Result<()> {
+        read(data, kind, line, &mut Interner::default())
+    }
+
     #[test]
     fn registry_ports_are_not_tags() {
         assert_eq!(
@@ -428,13 +449,12 @@ mod tests {
     #[test]
     fn scan_image_record_and_summary() {
         let mut data = ToolData::empty(Tool::ScanImages);
-        read(
-            &mut data,
+        rd(&mut data,
             Some("image"),
             r#"{"image_id":"sha256:ab","repo_tags":["docker.io/library/nginx:1.27"],"repo_digests":["docker.io/library/nginx@sha256:cd"],"status":"scanned","vulnerabilities":{"CRITICAL":2,"HIGH":1}}"#,
         )
         .expect("image");
-        read(
+        rd(
             &mut data,
             Some("summary"),
             r#"{"summary":{"failed":1,"db_updated_at":"2026-11-23T00:00:00Z"}}"#,
@@ -445,7 +465,7 @@ mod tests {
         };
         let image = &scan.images["sha256:ab"];
         assert_eq!(image.display_name(), "docker.io/library/nginx:1.27");
-        assert_eq!(image.digest, "sha256:cd");
+        assert_eq!(&*image.digest, "sha256:cd");
         assert_eq!(image.vulnerabilities.0, [2, 1, 0, 0, 0]);
         assert_eq!(scan.failures, Some(1));
     }
@@ -453,14 +473,13 @@ mod tests {
     #[test]
     fn install_agent_summary_not_steps() {
         let mut data = ToolData::empty(Tool::InstallAgent);
-        read(
+        rd(
             &mut data,
             Some("step"),
             r#"{"name":"download","status":"ok","duration_ms":3}"#,
         )
         .expect("step");
-        read(
-            &mut data,
+        rd(&mut data,
             Some("summary"),
             r#"{"command":"status","agent":"qualys-cloud-agent","status":"unhealthy","changed":false,"observed":{"installed_version":"6.1.0.28","unit":{"load_state":"loaded","unit_file_state":"enabled","active_state":"failed"}}}"#,
         )
@@ -478,7 +497,7 @@ mod tests {
     #[test]
     fn scan_host_record_is_kept_apart_from_images() {
         let mut data = ToolData::empty(Tool::ScanImages);
-        read(
+        rd(
             &mut data,
             Some("host"),
             r#"{"status":"scanned","vulnerabilities":{"CRITICAL":0,"HIGH":4}}"#,

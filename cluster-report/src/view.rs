@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::model::{
     AgentData, BenchData, Cluster, FimData, ImageSeen, InputStats, NodeRuns, ScanData, Severities,
-    Tool, ToolData,
+    Text, Tool, ToolData,
 };
 
 /// How the view is cut.
@@ -224,7 +224,7 @@ struct Collector {
     summary: Summary,
     stale: Vec<StaleTool>,
     /// Per image: what was seen, on how many nodes, unscanned on how many.
-    images: BTreeMap<String, (ImageSeen, usize, usize)>,
+    images: BTreeMap<Text, (ImageSeen, usize, usize)>,
     cis: BTreeMap<String, CisRow>,
     fim_rows: Vec<FimRow>,
     agents: Vec<AgentRow>,
@@ -307,7 +307,7 @@ impl Collector {
                 .entry(key)
                 .or_insert_with(|| (image.clone(), 0, 0));
             entry.1 += 1;
-            if matches!(image.status.as_str(), "failed" | "skipped") {
+            if matches!(&*image.status, "failed" | "skipped") {
                 entry.2 += 1;
             }
             // Nodes may hold different DB results: keep the worst.
@@ -325,15 +325,15 @@ impl Collector {
         let mut failed = 0;
         for (id, check) in bench.failed() {
             failed += 1;
-            let entry = self.cis.entry(id.clone()).or_insert_with(|| CisRow {
-                id: id.clone(),
-                title: check.title.clone(),
+            let entry = self.cis.entry(id.to_string()).or_insert_with(|| CisRow {
+                id: id.to_string(),
+                title: check.title.to_string(),
                 scored: check.scored,
                 nodes: 0,
                 node_names: Vec::new(),
             });
             if entry.title.is_empty() {
-                entry.title.clone_from(&check.title);
+                entry.title = check.title.to_string();
             }
             entry.nodes += 1;
             entry.node_names.push(row.node.clone());
@@ -341,7 +341,7 @@ impl Collector {
         row.cis = bench.counts.clone();
         if row.cis.is_empty() {
             for check in bench.checks.values() {
-                *row.cis.entry(check.status.clone()).or_default() += 1;
+                *row.cis.entry(check.status.to_string()).or_default() += 1;
             }
         }
         if failed > 0 || row.cis.get("FAIL").copied().unwrap_or(0) > 0 {
@@ -441,7 +441,7 @@ impl Collector {
             .into_values()
             .map(|(image, count, unscanned)| ImageRow {
                 image: image.display_name(),
-                digest: image.digest,
+                digest: image.digest.to_string(),
                 nodes: count,
                 unscanned_nodes: unscanned,
                 vulnerabilities: image.vulnerabilities,
