@@ -15,8 +15,10 @@ mod harness;
 
 mod bench_node;
 mod cluster_report;
+mod deploy;
 mod detect_host;
 mod fim_check;
 mod install_agent;
 mod scan_images;
+mod scripts;
 mod workspace;

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Entrypoint of the bootstrap DaemonSet: keeps a vendor security agent installed,
+# configured and running on the host with install-agent.
+#
+# NODEGUARD_LOOP_MODE=install (default): `install-agent install` at start and
+#   every interval (default 5 min); install-agent acts only on drift, so a
+#   converged host costs one status read. Readiness (`bootstrap.sh ready`, the
+#   pod's exec probe) is `install-agent status`, live.
+# NODEGUARD_LOOP_MODE=uninstall: `install-agent uninstall` (idempotent) at start
+#   and every interval; ready once it succeeded. This is how the agent is removed
+#   from every node before `helm uninstall` (docs/deploy.md). Stopping this pod
+#   never stops the agent: there is no preStop hook.
+#
+# Tool flags come from NODEGUARD_* variables: NODEGUARD_PROFILE (required),
+# NODEGUARD_CREDENTIALS_DIR, NODEGUARD_HOST_ROOT, ...
+set -u
+NG_COMPONENT=bootstrap
+NG_TOOL=install-agent
+# shellcheck source=scripts/lib.sh
+. "${NODEGUARD_LOOP_LIB:-$(dirname "$0")/lib.sh}"
+
+BOOTSTRAP_MODE=${NODEGUARD_LOOP_MODE:-install}
+
+ng_cycle() {
+    ng_run_tool "$BOOTSTRAP_MODE" "$BOOTSTRAP_MODE"
+}
+
+bootstrap_ready() {
+    if [ "$BOOTSTRAP_MODE" = uninstall ]; then
+        ng_ready
+        return
+    fi
+    # Ready means the agent is converged right now, not that a run once succeeded.
+    NODEGUARD_FORMAT=json install-agent status >/dev/null 2>&1
+}
+
+case $BOOTSTRAP_MODE in
+    install | uninstall) ;;
+    *) ng_fatal "NODEGUARD_LOOP_MODE must be install or uninstall, got '$BOOTSTRAP_MODE'" ;;
+esac
+[ -n "${NODEGUARD_PROFILE:-}" ] || ng_fatal "NODEGUARD_PROFILE is not set (the agent profile file)"
+
+case ${1:-run} in
+    run) ng_loop 300 2 ;;
+    ready) bootstrap_ready ;;
+    *) ng_fatal "usage: $0 [run|ready]" ;;
+esac

@@ -1,0 +1,100 @@
+//! The deployment: the Helm chart, the rendered manifests and how they fit
+//! the entrypoint scripts and the image.
+//!
+//! The chart checks need Helm's engine and the Kubernetes validators, which
+//! are Python packages (tests/setup/deploy.sh installs them into the CI
+//! venv); `tests/deploy/check_chart.py` runs them all and this module runs it.
+//! Without the venv these tests skip loudly.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::{run, workspace_root};
+
+/// The CI venv's Python, if it has the chart validators.
+fn validator_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("NODEGUARD_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/nodeguard-venv"));
+    let python = venv.join("bin/python");
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import helm_python, kubernetes_validate, yaml, yamllint, checkov",
+        ])
+        .output()
+        .ok()?;
+    probe.status.success().then_some(python)
+}
+
+macro_rules! python_or_skip {
+    () => {
+        match validator_python() {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "SKIPPED: the chart validators are not installed; run `sudo sh tests/setup/deploy.sh`"
+                );
+                return;
+            }
+        }
+    };
+}
+
+#[test]
+fn chart_renders_validates_and_keeps_its_privilege_claims() {
+    let python = python_or_skip!();
+    let out = run(Command::new(python)
+        .arg(workspace_root().join("tests/deploy/check_chart.py"))
+        .current_dir(workspace_root()));
+    out.assert_code(0);
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with(" passed, 0 failed"),
+        "unexpected summary: {last}"
+    );
+    let passed: usize = last
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Eight scenarios × (privilege claims + 7 Kubernetes versions × objects):
+    // far more than a thousand checks; a handful would mean the loop broke.
+    assert!(passed > 1000, "only {passed} checks ran:\n{}", out.stdout);
+}
+
+/// The DaemonSets start scripts that exist, and the image puts them where
+/// the chart expects them.
+#[test]
+fn chart_commands_are_scripts_the_image_ships() {
+    let root = workspace_root();
+    let rendered = std::fs::read_to_string(root.join("manifests/deploy/nodeguard.yaml"))
+        .expect("manifests/deploy/nodeguard.yaml");
+    let containerfile = std::fs::read_to_string(root.join("manifests/image/Containerfile"))
+        .expect("manifests/image/Containerfile");
+    // Each DaemonSet's command and readiness probe.
+    let mut seen = std::collections::BTreeSet::new();
+    for line in rendered.lines() {
+        let Some(rest) = line
+            .trim()
+            .strip_prefix("command: [\"/opt/nodeguard/scripts/")
+        else {
+            continue;
+        };
+        let script = rest.split('"').next().unwrap();
+        assert!(
+            root.join("scripts").join(script).is_file(),
+            "the chart runs scripts/{script}, which does not exist"
+        );
+        seen.insert(script.to_string());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["bench-node.sh", "bootstrap.sh", "fim.sh", "scan-images.sh"],
+        "one entrypoint per DaemonSet"
+    );
+    assert!(
+        containerfile.contains("scripts/ /opt/nodeguard/scripts/"),
+        "the Containerfile must copy scripts/ to /opt/nodeguard/scripts/"
+    );
+}
