@@ -36,30 +36,9 @@ pub enum FailOn {
 #[derive(Debug, Parser)]
 #[command(name = "bench-node", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
-    /// Where the host's filesystem is mounted (`/host` in a pod).
-    #[arg(
-        long,
-        env = "NODEGUARD_HOST_ROOT",
-        default_value = "/",
-        value_name = "DIR"
-    )]
-    pub host_root: PathBuf,
-
-    /// Output format.
-    #[arg(long, env = "NODEGUARD_FORMAT", value_enum, default_value_t = OutputFormat::Json)]
-    pub format: OutputFormat,
-
-    /// Indent the JSON document (ignored for jsonl).
-    #[arg(long, env = "NODEGUARD_PRETTY")]
-    pub pretty: bool,
-
-    /// Also write Prometheus metrics to this file (atomically).
-    #[arg(long, env = "NODEGUARD_METRICS_FILE", value_name = "FILE")]
-    pub metrics_file: Option<PathBuf>,
-
-    /// The node's name in reports (default: the host's /etc/hostname).
-    #[arg(long, env = "NODEGUARD_NODE_NAME", value_name = "NAME")]
-    pub node_name: Option<String>,
+    /// Flags every tool takes; `--format` adds `kube-bench`.
+    #[command(flatten)]
+    pub common: CommonArgs<OutputFormat>,
 
     /// The host's /proc (default: <host-root>/proc). In a hostPID pod that
     /// mounts the host at /host without its /proc, pass /proc.
@@ -108,16 +87,10 @@ impl Cli {
     /// The shared flags in the foundation's form, for its helpers. (The
     /// format is ours: kube-bench is a third format the shared enum lacks.)
     pub fn common(&self) -> CommonArgs {
-        CommonArgs {
-            host_root: self.host_root.clone(),
-            format: match self.format {
-                OutputFormat::Jsonl => Format::Jsonl,
-                _ => Format::Json,
-            },
-            pretty: self.pretty,
-            metrics_file: self.metrics_file.clone(),
-            node_name: self.node_name.clone(),
-        }
+        self.common.map_format(|format| match format {
+            OutputFormat::Jsonl => Format::Jsonl,
+            OutputFormat::Json | OutputFormat::KubeBench => Format::Json,
+        })
     }
 }
 
@@ -147,7 +120,7 @@ mod tests {
             "4.2,1.1.1",
         ])
         .unwrap();
-        assert_eq!(cli.format, OutputFormat::KubeBench);
+        assert_eq!(cli.common.format, OutputFormat::KubeBench);
         assert_eq!(cli.targets, vec!["node", "master"]);
         assert_eq!(cli.fail_on, Some(FailOn::Fail));
         assert!(matches_any("4.2.10", &cli.check));

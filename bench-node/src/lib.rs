@@ -54,7 +54,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Runs the benchmark and writes the report to `out`; returns the exit code.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let result = run_inner(cli, out);
-    if let (Err(_), Some(path)) = (&result, &cli.metrics_file) {
+    if let (Err(_), Some(path)) = (&result, &cli.common.metrics_file) {
         // Keep the last good series; mark the run as failed.
         if let Err(e) = write_run_metrics(path, &Metrics::new(TOOL), VERSION, false) {
             log::warn!("cannot write metrics file {}: {e:#}", path.display());
@@ -145,10 +145,10 @@ fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         results,
     };
 
-    match cli.format {
+    match cli.common.format {
         OutputFormat::KubeBench => {
             let doc = report::kube_bench(&report, &bench);
-            let mut buf = if cli.pretty {
+            let mut buf = if cli.common.pretty {
                 serde_json::to_vec_pretty(&doc)?
             } else {
                 serde_json::to_vec(&doc)?
@@ -157,10 +157,10 @@ fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             out.write_all(&buf).context("writing the report")?;
             out.flush().context("writing the report")?;
         }
-        _ => nodeguard_common::report::emit(out, &ctx, &report, common.format, cli.pretty)
+        _ => nodeguard_common::report::emit(out, &ctx, &report, common.format, cli.common.pretty)
             .context("writing the report")?,
     }
-    if let Some(path) = &cli.metrics_file {
+    if let Some(path) = &cli.common.metrics_file {
         write_run_metrics(path, &report.metrics(TOOL), VERSION, true)
             .with_context(|| format!("writing metrics file {}", path.display()))?;
     }

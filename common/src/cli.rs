@@ -10,8 +10,15 @@ use crate::report::{Format, RunContext};
 
 /// Flags shared by all tools. Each is also an environment variable, so an
 /// entrypoint script or a DaemonSet can set them without building argv.
+///
+/// `F` is the `--format` enum: [`Format`] (json, jsonl) for most tools; a
+/// tool with a format of its own (bench-node's `kube-bench`) passes its own
+/// enum and maps it back with [`map_format`](Self::map_format).
 #[derive(Debug, Clone, Args)]
-pub struct CommonArgs {
+pub struct CommonArgs<F = Format>
+where
+    F: clap::ValueEnum + Clone + Send + Sync + 'static,
+{
     /// Where the host's filesystem is mounted (`/host` in a pod). Every host
     /// path is resolved inside it, symlinks included.
     #[arg(
@@ -22,9 +29,10 @@ pub struct CommonArgs {
     )]
     pub host_root: PathBuf,
 
-    /// Output format: one JSON document, or JSON Lines (one record per line).
-    #[arg(long, env = "NODEGUARD_FORMAT", value_enum, default_value_t = Format::Json)]
-    pub format: Format,
+    /// Output format: one JSON document (json) or JSON Lines, one record per
+    /// line (jsonl), plus any format of the tool's own.
+    #[arg(long, env = "NODEGUARD_FORMAT", value_enum, default_value = "json")]
+    pub format: F,
 
     /// Indent the JSON document (ignored for jsonl).
     #[arg(long, env = "NODEGUARD_PRETTY")]
@@ -41,7 +49,25 @@ pub struct CommonArgs {
     pub node_name: Option<String>,
 }
 
-impl CommonArgs {
+impl<F> CommonArgs<F>
+where
+    F: clap::ValueEnum + Clone + Send + Sync + 'static,
+{
+    /// The same flags with the format mapped to another enum (e.g. a tool's
+    /// own format to the shared [`Format`] for [`crate::report::emit`]).
+    pub fn map_format<G>(&self, map: impl FnOnce(&F) -> G) -> CommonArgs<G>
+    where
+        G: clap::ValueEnum + Clone + Send + Sync + 'static,
+    {
+        CommonArgs {
+            host_root: self.host_root.clone(),
+            format: map(&self.format),
+            pretty: self.pretty,
+            metrics_file: self.metrics_file.clone(),
+            node_name: self.node_name.clone(),
+        }
+    }
+
     /// Opens `--host-root`; the error names the path.
     pub fn open_host_root(&self) -> anyhow::Result<HostRoot> {
         HostRoot::open(&self.host_root)
