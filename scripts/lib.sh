@@ -311,7 +311,8 @@ ng_fail_run() {
 
 # ng_emit ACTION STARTED T0_MS REPORT ERROR: count the run and print its JSON line.
 ng_emit() {
-    case $NG_STATUS in ok | findings) NG_FAILURES=0 ;; *) NG_FAILURES=$((NG_FAILURES + 1)) ;; esac
+    # `unsupported` (a host the tool cannot serve) is an answer, not a failure to retry.
+    case $NG_STATUS in ok | findings | unsupported) NG_FAILURES=0 ;; *) NG_FAILURES=$((NG_FAILURES + 1)) ;; esac
     ng_t1=$(ng_now_ms)
     printf '{"schema_version":1,"tool":"%s","record":"entrypoint_run","component":"%s","action":"%s","node":"%s","timestamp":"%s","started_at":"%s","duration_ms":%s,"run":%s,"exit_code":%s,"status":"%s","consecutive_failures":%s,"report_path":%s,"error":%s}\n' \
         "$NG_TOOL" "$NG_COMPONENT" "$1" "$(ng_json_str "$NG_NODE")" "$(ng_now)" "$2" \

@@ -142,12 +142,19 @@ run_entrypoint() {
     name=$1 image=$2 script=$3 caps=$4
     shift 4
     mkdir -p "$t/results/$name"
-    # The pod's container settings: every capability dropped, then the
-    # DaemonSet's own added back.
-    if [ "$caps" != none ]; then
-        set -- --cap-add "$caps" "$@"
-    fi
-    set -- --rm --read-only --user 0:0 --cap-drop ALL \
+    # The pod's container settings: every capability dropped (ctr 1.6 has no
+    # "ALL": drop each of its default set), then the DaemonSet's own added.
+    for cap in CAP_CHOWN CAP_DAC_OVERRIDE CAP_FSETID CAP_FOWNER CAP_MKNOD CAP_NET_RAW CAP_SETGID \
+        CAP_SETUID CAP_SETFCAP CAP_SETPCAP CAP_NET_BIND_SERVICE CAP_SYS_CHROOT CAP_KILL CAP_AUDIT_WRITE; do
+        case " $caps " in
+            *" $cap "*) ;;
+            *) set -- --cap-drop "$cap" "$@" ;;
+        esac
+    done
+    for cap in $caps; do
+        [ "$cap" = none ] || set -- --cap-add "$cap" "$@"
+    done
+    set -- --rm --read-only \
         --mount "type=bind,src=$host,dst=/host,options=rbind:ro" \
         --mount "type=bind,src=$t/results/$name,dst=/var/lib/nodeguard/results/$name,options=rbind:rw" \
         --mount "type=bind,src=$t/textfile,dst=/var/lib/nodeguard-textfile,options=rbind:rw" \
@@ -189,7 +196,7 @@ run_entrypoint() {
 
 run_entrypoint bench-node base bench-node.sh none
 run_entrypoint fim base fim.sh CAP_DAC_READ_SEARCH --env NODEGUARD_BASELINE=/var/lib/nodeguard/results/fim/baseline
-run_entrypoint bootstrap base bootstrap.sh CAP_SYS_ADMIN \
+run_entrypoint bootstrap base bootstrap.sh "CAP_SYS_ADMIN CAP_SYS_CHROOT CAP_SYS_PTRACE" \
     --env NODEGUARD_PROFILE=/opt/nodeguard/profiles/qualys-cloud-agent.toml \
     --env NODEGUARD_CREDENTIALS_DIR=/tmp
 # scan-images talks to this test's containerd through the CRI socket, mounted

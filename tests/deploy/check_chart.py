@@ -20,6 +20,7 @@ The privilege claim:
   * hostPID only for bootstrap and bench-node; no hostNetwork, no hostIPC;
   * no host path is mounted read-write except nodeguard's own state
     directories, the textfile directory and the CRI socket; "/" never is;
+    the bootstrapper mounts none but those (it reads the host via /proc/1/root);
   * every container has requests and limits, a read-only root file system,
     drops ALL capabilities, no privilege escalation, RuntimeDefault seccomp;
   * no API token anywhere, no RBAC objects, no credentials in env, Secrets
@@ -144,6 +145,11 @@ def check_privileges(c, scen, values, docs):
         c.check(skips <= ALLOWED_SKIPS.get(comp, set()),
                 f"{name}: checkov skips {sorted(skips - ALLOWED_SKIPS.get(comp, set()))} are not documented")
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        if comp == "bootstrap":
+            # install-agent reads host files through /proc/1/root: no host mount.
+            paths = [v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v]
+            c.check(all(p.startswith(state + "/") or p == textfile for p in paths),
+                    f"{name}: no host path but results and metrics ({paths})")
         for ctr in containers(pod):
             cname = f"{name}/{ctr['name']}"
             sc = ctr.get("securityContext") or {}

@@ -124,8 +124,10 @@ tolerations:
   valueFrom:
     fieldRef:
       fieldPath: spec.nodeName
+{{- if not .noHostRoot }}
 - name: NODEGUARD_HOST_ROOT
   value: /host
+{{- end }}
 - name: NODEGUARD_LOOP_INTERVAL
   value: {{ .values.intervalSeconds | quote }}
 - name: NODEGUARD_LOOP_SPLAY
