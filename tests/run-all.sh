@@ -3,7 +3,6 @@
 # per-area setup (packages, fixture artefacts), rustfmt, clippy, all tests,
 # and the shell linter. Run it as root: the setup installs packages, and the
 # tests that boot a node or start containerd need root (they skip otherwise).
-# boot a node or start containerd need root (they skip loudly otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +34,10 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     echo "WARNING: not root: skipping package setup; root-only tests will skip." >&2
 fi
+
+for component in rustfmt clippy; do
+    cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done
 
 step "rustfmt"
 cargo fmt --all --check

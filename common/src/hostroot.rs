@@ -14,8 +14,13 @@
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 
 /// How many symlinks one resolution may follow before it is called a loop
 /// (Linux's own limit is 40).
@@ -33,12 +38,37 @@ impl HostRoot {
     /// names it otherwise.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let root = fs::canonicalize(path).map_err(|e| with_path(&e, "host root", path))?;
+        // `/proc/<pid>/root` is a magic link into another mount namespace
+        // (a hostPID pod reaching the host through PID 1): canonicalizing
+        // it would print its target as seen *there* ("/") and silently
+        // turn the host root into our own root. Keep it as given.
+        let root = if is_proc_root(path) {
+            path.to_path_buf()
+        } else {
+            fs::canonicalize(path).map_err(|e| with_path(&e, "host root", path))?
+        };
         let meta = fs::metadata(&root).map_err(|e| with_path(&e, "host root", path))?;
         if !meta.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("host root {}: not a directory", path.display()),
+            ));
+        }
+        Ok(Self { root })
+    }
+
+    /// Opens another process's filesystem view, `/proc/<pid>/root`, as a
+    /// root. Unlike [`open`](Self::open) the path is not canonicalized: that
+    /// would turn the kernel's magic link into `/` (our own root), while
+    /// walking *through* it reaches the process's mount namespace, e.g. the
+    /// ConfigMap files inside a kube-proxy pod.
+    pub fn open_process_root(path: impl AsRef<Path>) -> io::Result<Self> {
+        let root = path.as_ref().to_path_buf();
+        let meta = fs::metadata(&root).map_err(|e| with_path(&e, "process root", &root))?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("process root {}: not a directory", root.display()),
             ));
         }
         Ok(Self { root })
@@ -149,14 +179,52 @@ impl HostRoot {
     }
 
     /// Opens a host file for reading, following links inside the root.
+    ///
+    /// Where the kernel has `openat2` (Linux 5.6+) it resolves the path
+    /// itself with `RESOLVE_IN_ROOT`, which also closes the race between
+    /// resolving and opening; otherwise the path is resolved here and opened
+    /// with `O_NOFOLLOW`.
     pub fn open_file(&self, host_path: impl AsRef<Path>) -> io::Result<File> {
         let host_path = host_path.as_ref();
+        match self.open_in_root(host_path, OFlag::O_RDONLY) {
+            Ok(fd) => return Ok(File::from(fd)),
+            Err(Errno::ENOSYS | Errno::EPERM | Errno::EXDEV) => {}
+            Err(errno) => {
+                return Err(with_path(
+                    &io::Error::from(errno),
+                    "opening",
+                    &self.display_path(host_path),
+                ))
+            }
+        }
         let real = self.resolve(host_path)?;
         fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(&real)
             .map_err(|e| with_path(&e, "opening", &self.display_path(host_path)))
+    }
+
+    /// `openat2(root, path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+    /// `ENOSYS` (old kernel) and `EPERM` (a seccomp filter that blocks
+    /// `openat2`) mean "fall back", not "missing".
+    fn open_in_root(&self, host_path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let root = nix::fcntl::open(
+            &self.root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut parts: Vec<OsString> = Vec::new();
+        push_raw_components(&mut parts, host_path);
+        let relative: PathBuf = if parts.is_empty() {
+            PathBuf::from(".")
+        } else {
+            parts.iter().collect()
+        };
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(&root, relative.as_path(), how)
     }
 
     /// Reads a whole host file.
@@ -274,6 +342,18 @@ fn push_raw_components(parts: &mut Vec<OsString>, path: &Path) {
     }
 }
 
+/// `/proc/<pid>/root` or `/proc/self/root`.
+fn is_proc_root(path: &Path) -> bool {
+    let parts: Vec<_> = path.components().collect();
+    matches!(
+        parts.as_slice(),
+        [Component::RootDir, Component::Normal(proc_), Component::Normal(pid), Component::Normal(root)]
+            if *proc_ == "proc"
+                && *root == "root"
+                && (*pid == "self" || pid.to_str().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    )
+}
+
 fn with_path(err: &io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
 }
@@ -312,6 +392,19 @@ mod tests {
     }
 
     #[test]
+    fn userspace_fallback_resolves_like_the_kernel() {
+        let (_d, root) = tree();
+        write(&root, "usr/lib/os-release", "ID=hostos\n");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
+        symlink("../../../usr/lib/os-release", root.join("etc/up")).unwrap();
+        for link in ["/etc/os-release", "/etc/up"] {
+            let real = root.resolve(link).unwrap();
+            assert_eq!(real, root.join("usr/lib/os-release"), "{link}");
+        }
+    }
+
+    #[test]
     fn dotdot_cannot_climb_above_the_root() {
         let (_d, root) = tree();
         write(&root, "etc/passwd", "host passwd\n");
@@ -339,8 +432,13 @@ mod tests {
         let (_d, root) = tree();
         symlink("/b", root.join("a")).unwrap();
         symlink("/a", root.join("b")).unwrap();
-        let err = root.read("/a").unwrap_err();
-        assert!(err.to_string().contains("too many levels"), "{err}");
+        for err in [
+            root.read("/a").unwrap_err(),
+            root.resolve("/a").unwrap_err(),
+        ] {
+            let text = err.to_string().to_lowercase();
+            assert!(text.contains("too many levels"), "{err}");
+        }
     }
 
     #[test]
@@ -402,5 +500,28 @@ mod tests {
         assert_eq!(root.node_name().as_deref(), Some("worker-7"));
         let (_d2, empty) = tree();
         assert_eq!(empty.node_name(), None);
+    }
+
+    #[test]
+    fn process_root_is_not_canonicalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("etc")).unwrap();
+        std::fs::write(real.join("etc/conf"), "x").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("root")).unwrap();
+        let root = HostRoot::open_process_root(dir.path().join("root")).unwrap();
+        assert_eq!(root.path(), dir.path().join("root"));
+        assert_eq!(root.read_to_string("/etc/conf").unwrap(), "x");
+        assert!(HostRoot::open_process_root(dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn proc_pid_root_is_kept_not_canonicalized() {
+        let own = HostRoot::open("/proc/self/root").expect("open");
+        assert_eq!(own.path(), Path::new("/proc/self/root"));
+        assert!(own.exists("/proc"), "reads through the magic link");
+        assert!(is_proc_root(Path::new("/proc/1/root")));
+        assert!(!is_proc_root(Path::new("/proc/1/root/etc")));
+        assert!(!is_proc_root(Path::new("/proc/x1/root")));
     }
 }
