@@ -10,7 +10,8 @@
 #           busybox-static:arm64; it is smoke-tested by tests/image-e2e.sh
 #           under qemu-aarch64-static.
 #   --out   output directory (default: target/image/<arch>); it gets
-#           oci/ (layout with tags base, scan) and nodeguard-<arch>.oci.tar.
+#           oci/ (layout with tags base, scan), nodeguard-<arch>.oci.tar and
+#           context/ (the Containerfile's build context).
 # Environment:
 #   NODEGUARD_IMAGE_BIN_DIR  use these prebuilt static binaries instead of building
 #   NODEGUARD_IMAGE_TRIVY    trivy binary for the scan image (default: the venv's,
@@ -52,9 +53,9 @@ else
     echo "build.sh: building the tools for $triple (release)" >&2
     if [ "$arch" = arm64 ]; then
         # ring and other C code: the GNU cross compiler builds freestanding
-        # objects that link fine into a static musl binary via rust-lld.
+        # objects; as the linker it is driven with Rust's self-contained musl crt.
         export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
-        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
     fi
     (cd "$root" && cargo build --release --locked --target "$triple" --bins)
     bin_dir=$root/target/$triple/release
@@ -132,4 +133,14 @@ umoci config --image "$out/oci:scan" --config.label org.opencontainers.image.tit
 umoci gc --layout "$out/oci"
 
 tar -C "$out/oci" -cf "$out/nodeguard-$arch.oci.tar" .
-echo "build.sh: $out/nodeguard-$arch.oci.tar (tags base, scan)" >&2
+
+# 4. The Containerfile's build context, for buildah/docker where they exist.
+rm -rf "$out/context"
+mkdir -p "$out/context/bin" "$out/context/profiles"
+for t in $tools; do
+    install -m 0755 "$bin_dir/$t" "$out/context/bin/$t"
+done
+cp "$busybox" "$out/context/bin/busybox"
+cp -R "$root/scripts" "$out/context/scripts"
+cp -R "$rootfs/opt/nodeguard/profiles/." "$out/context/profiles/"
+echo "build.sh: $out/nodeguard-$arch.oci.tar (tags base, scan); Containerfile context $out/context" >&2
