@@ -48,7 +48,12 @@ if [ "$arch" = arm64 ]; then
         echo "image-e2e: SKIPPED: rustup cannot add aarch64-unknown-linux-musl" >&2
         exit 0
     }
-    # busybox for arm64: Debian's busybox-static:arm64, unpacked without installing.
+    # busybox for arm64: Debian's busybox-static:arm64, unpacked without
+    # installing; apt needs the arm64 package lists for that.
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        dpkg --add-architecture arm64
+        apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+    fi
     bb=$(mktemp -d)
     (cd "$bb" && apt-get download busybox-static:arm64 >/dev/null && dpkg-deb -x busybox-static_*_arm64.deb x)
     BUSYBOX=$bb/x/bin/busybox sh "$root/manifests/image/build.sh" --arch arm64
