@@ -1,1 +1,0 @@
-//! Black-box tests for `detect-host` (written with the tool).
