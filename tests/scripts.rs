@@ -478,7 +478,8 @@ fn runs_wait_for_the_off_peak_window() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no delay in {stderr}"));
     assert!(
-        (7140..=7200).contains(&secs),
+        // two hours ahead, less the seconds gone (a minute boundary may pass)
+        (7000..=7200).contains(&secs),
         "waits until the window opens: {secs}s"
     );
 
