@@ -746,3 +746,99 @@ fn bootstrap_entrypoint_with_the_real_install_agent_on_an_immutable_host() {
         assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
     }
 }
+
+#[test]
+fn scan_images_entrypoint_with_the_real_scan_images() {
+    // crictl is in no registry here and Trivy's DB cannot be downloaded: the
+    // stand-ins scan-images' own tests use answer for them, from real-format
+    // data (crictl JSON captured from containerd, a real Trivy report).
+    let standins = workspace_root().join("tests/fixtures/scan-images");
+    if !standins.join("bin/crictl").is_file() {
+        eprintln!("SKIPPED: scan-images' stand-ins are not in this checkout");
+        return;
+    }
+    let Some(mut ep) = with_real_tool("scan-images.sh", "scan-images") else {
+        return;
+    };
+    let host = ep.dir.join("host");
+    fs::create_dir_all(host.join("run/containerd")).unwrap();
+    // The CRI socket must exist (scan-images finds the endpoint by it).
+    let _socket =
+        std::os::unix::net::UnixListener::bind(host.join("run/containerd/containerd.sock"))
+            .unwrap();
+    // The stand-ins' data, as scan-images' own fault tests lay it out: the
+    // crictl answers of a containerd node, a real Trivy report for every
+    // image, and a current DB (no download).
+    let d = ep.dir.path().to_path_buf();
+    let crictl_dir = d.join("crictl");
+    fs::create_dir_all(&crictl_dir).unwrap();
+    for entry in fs::read_dir(standins.join("crictl/containerd")).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), crictl_dir.join(entry.file_name())).unwrap();
+    }
+    fs::write(
+        crictl_dir.join("version.txt"),
+        "Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.7.22\nRuntimeApiVersion:  v1\n",
+    )
+    .unwrap();
+    let reports = d.join("trivy-reports");
+    fs::create_dir_all(&reports).unwrap();
+    fs::copy(
+        crate::harness::shared_fixtures().join("trivy/debian-buster.json"),
+        reports.join("default.json"),
+    )
+    .expect("../shared/fixtures/trivy/debian-buster.json");
+    fs::create_dir_all(d.join("cache/trivy/db")).unwrap();
+    fs::write(
+        d.join("cache/trivy/db/metadata.json"),
+        r#"{"Version":2,"NextUpdate":"2999-01-01T00:00:00Z","UpdatedAt":"2026-11-20T06:00:00Z","DownloadedAt":"2026-11-20T07:00:00Z"}"#,
+    )
+    .unwrap();
+    // scan-images starts Trivy with a cleared environment: a wrapper carries
+    // the stand-in's settings.
+    let trivy = d.join("bin/trivy-standin");
+    fs::write(
+        &trivy,
+        format!(
+            "#!/bin/sh\nexport FAKE_TRIVY_LOG={d}/trivy.log FAKE_TRIVY_REPORTS={r} FAKE_TRIVY_STATE={d}\nexec {t} \"$@\"\n",
+            d = d.display(),
+            r = reports.display(),
+            t = standins.join("bin/trivy").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&trivy, fs::Permissions::from_mode(0o755)).unwrap();
+    ep.set("NODEGUARD_HOST_ROOT", host.to_str().unwrap())
+        .set(
+            "NODEGUARD_CRICTL",
+            standins.join("bin/crictl").to_str().unwrap(),
+        )
+        .set("NODEGUARD_TRIVY", trivy.to_str().unwrap())
+        .set("NODEGUARD_CACHE_DIR", d.join("cache").to_str().unwrap())
+        .set("FAKE_CRICTL_DIR", crictl_dir.to_str().unwrap());
+    let out = ep.once();
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    let run = &out.run_lines()[0];
+    assert!(
+        run["status"] == "ok" || run["status"] == "findings",
+        "{run}"
+    );
+    assert!(
+        out.stdout.lines().count() > 1,
+        "the tool's records come first: {}",
+        out.stdout
+    );
+    // Per-image reports beside the cycle's report, metrics for the textfile collector.
+    let images = ep.dir.join("results/images");
+    assert!(
+        fs::read_dir(&images)
+            .map(|rd| rd.count() > 0)
+            .unwrap_or(false),
+        "no per-image reports in {}",
+        images.display()
+    );
+    assert!(metrics(&ep, "scan-images").contains("nodeguard_scan_images_images"));
+    assert!(fs::read_to_string(d.join("trivy.log"))
+        .unwrap_or_default()
+        .contains("ARGV"));
+}
