@@ -310,6 +310,16 @@ def yamllint(c, scen, text):
     c.check(proc.returncode == 0, f"{scen}: yamllint\n{proc.stdout}{proc.stderr}")
 
 
+def yamllint_sources(c):
+    """The hand-written YAML: values, Chart.yaml, Falco rules, scenarios."""
+    files = [CHART / "values.yaml", CHART / "Chart.yaml", CHART / "files/falco/nodeguard_rules.yaml",
+             *sorted(SCENARIOS.glob("*.yaml"))]
+    conf = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, truthy: {check-keys: false}}}"
+    proc = subprocess.run([sys.executable, "-m", "yamllint", "-d", conf, *map(str, files)],
+                          capture_output=True, text=True)
+    c.check(proc.returncode == 0, f"yamllint of the chart's sources\n{proc.stdout}{proc.stderr}")
+
+
 def kube_validate(c, scen, docs):
     for version in KUBE_VERSIONS:
         for d in docs:
@@ -364,6 +374,7 @@ def main():
     c = Checker()
 
     lint(c)
+    yamllint_sources(c)
     rendered = {}
     for scen, values in scenario_values():
         try:
