@@ -258,8 +258,13 @@ def check_falco_rules(c, rules):
     text = json.dumps([r.get("condition", "") for r in rules])
     used = set(re.findall(r"\bnodeguard_[a-z_]+\b", text))
     c.check(used <= lists | macros, f"falco: undefined lists/macros {sorted(used - lists - macros)}")
-    c.check("allowed_processes" not in re.findall(r"\b([a-z_]+)\)", text) or "allowed_processes" in lists,
-            "falco: no undefined allowed_processes")
+    # Falco resolves names in load order: each must be defined above its use.
+    defined = set()
+    for r in rules:
+        used_here = set(re.findall(r"\b(nodeguard_[a-z_]+)\b", str(r.get("condition", ""))))
+        c.check(used_here <= defined, f"falco: {r.get('rule') or r.get('macro')} uses "
+                                      f"{sorted(used_here - defined)} before their definition")
+        defined |= {r[k] for k in ("list", "macro") if k in r}
 
 
 def check_rejections(c):
