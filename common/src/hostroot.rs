@@ -183,10 +183,11 @@ impl HostRoot {
     /// Where the kernel has `openat2` (Linux 5.6+) it resolves the path
     /// itself with `RESOLVE_IN_ROOT`, which also closes the race between
     /// resolving and opening; otherwise the path is resolved here and opened
-    /// with `O_NOFOLLOW`.
+    /// with `O_NOFOLLOW`. The open is non-blocking, so a FIFO planted where
+    /// a config file should be cannot hang the tool.
     pub fn open_file(&self, host_path: impl AsRef<Path>) -> io::Result<File> {
         let host_path = host_path.as_ref();
-        match self.open_in_root(host_path, OFlag::O_RDONLY) {
+        match self.open_in_root(host_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
             Ok(fd) => return Ok(File::from(fd)),
             Err(Errno::ENOSYS | Errno::EPERM | Errno::EXDEV) => {}
             Err(errno) => {
@@ -200,7 +201,7 @@ impl HostRoot {
         let real = self.resolve(host_path)?;
         fs::OpenOptions::new()
             .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
             .open(&real)
             .map_err(|e| with_path(&e, "opening", &self.display_path(host_path)))
     }
@@ -227,11 +228,32 @@ impl HostRoot {
         openat2(&root, relative.as_path(), how)
     }
 
-    /// Reads a whole host file.
+    /// Opens a host path that must be a regular file: a FIFO, socket or
+    /// device where a file belongs is hostile input (it would block or
+    /// never end), reported as `InvalidInput` naming the path.
+    pub fn open_regular_file(&self, host_path: impl AsRef<Path>) -> io::Result<File> {
+        let host_path = host_path.as_ref();
+        let file = self.open_file(host_path)?;
+        let meta = file
+            .metadata()
+            .map_err(|e| with_path(&e, "stat", &self.display_path(host_path)))?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: not a regular file",
+                    self.display_path(host_path).display()
+                ),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Reads a whole host file (which must be a regular file).
     pub fn read(&self, host_path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
         let host_path = host_path.as_ref();
         let mut buf = Vec::new();
-        self.open_file(host_path)?
+        self.open_regular_file(host_path)?
             .read_to_end(&mut buf)
             .map_err(|e| with_path(&e, "reading", &self.display_path(host_path)))?;
         Ok(buf)
@@ -242,7 +264,7 @@ impl HostRoot {
     pub fn read_limited(&self, host_path: impl AsRef<Path>, max: u64) -> io::Result<Vec<u8>> {
         let host_path = host_path.as_ref();
         let mut buf = Vec::new();
-        self.open_file(host_path)?
+        self.open_regular_file(host_path)?
             .take(max.saturating_add(1))
             .read_to_end(&mut buf)
             .map_err(|e| with_path(&e, "reading", &self.display_path(host_path)))?;
@@ -475,6 +497,20 @@ mod tests {
             .file_type()
             .is_symlink());
         assert!(root.metadata("/l").unwrap().is_file());
+    }
+
+    #[test]
+    fn fifo_where_a_file_belongs_is_refused_without_blocking() {
+        let (_d, root) = tree();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        nix::unistd::mkfifo(
+            &root.join("etc/os-release"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let err = root.read_to_string("/etc/os-release").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]
