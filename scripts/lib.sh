@@ -38,8 +38,20 @@ NG_FAILURES=0
 
 ng_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
-# Milliseconds since the epoch; busybox date has no %N, so fall back to seconds.
+# A millisecond clock for durations: the kernel's uptime (monotonic, 10 ms
+# resolution, there in every container); GNU date's %N where /proc is not
+# mounted; whole seconds from busybox date as the last resort.
 ng_now_ms() {
+    if read -r ng_up _ </proc/uptime 2>/dev/null; then
+        case $ng_up in
+            *.??)
+                # Centiseconds without leading zeros (they would read as octal).
+                ng_cs=$(echo "$ng_up" | tr -d . | sed 's/^0*//')
+                echo $((${ng_cs:-0} * 10))
+                return
+                ;;
+        esac
+    fi
     ng_ms=$(date -u +%s%N 2>/dev/null)
     case $ng_ms in
         *[!0-9]* | '') ng_ms=$(($(date -u +%s) * 1000)) ;;

@@ -241,6 +241,35 @@ if [ "$scan_expect" = error ] && ! grep -q "not implemented yet" "$t/scan-images
     expect "scan-images: the error names crictl" grep -q crictl "$t/scan-images.out"
 fi
 
+# scan-images through its whole cycle in the scan image, with the shell
+# stand-ins of scan-images' own tests in place of crictl (in no registry here)
+# and Trivy (whose DB cannot be downloaded here), answering from real-format
+# data; they are POSIX sh, so they run on the image's busybox.
+standins=$root/tests/fixtures/scan-images
+if [ -z "${NODEGUARD_IMAGE_CRICTL:-}" ] && [ -x "$standins/bin/crictl" ]; then
+    e2e=$t/scan-e2e
+    mkdir -p "$e2e/crictl-data" "$e2e/reports" "$e2e/cache/trivy/db" "$e2e/state"
+    cp "$standins"/crictl/containerd/* "$e2e/crictl-data/"
+    printf 'Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.7.22\nRuntimeApiVersion:  v1\n' \
+        >"$e2e/crictl-data/version.txt"
+    cp "${NODEGUARD_SHARED_FIXTURES:-$root/../shared/fixtures}/trivy/debian-buster.json" "$e2e/reports/default.json"
+    printf '{"Version":2,"NextUpdate":"2999-01-01T00:00:00Z","UpdatedAt":"2026-11-20T06:00:00Z","DownloadedAt":"2026-11-20T07:00:00Z"}' \
+        >"$e2e/cache/trivy/db/metadata.json"
+    cp "$standins/bin/crictl" "$standins/bin/trivy" "$e2e/"
+    # scan-images starts Trivy with a cleared environment: a wrapper carries
+    # the stand-in's settings.
+    printf '#!/bin/sh\nexport FAKE_TRIVY_REPORTS=/e2e/reports FAKE_TRIVY_STATE=/e2e/state FAKE_TRIVY_LOG=/e2e/state/trivy.log\nexec /e2e/trivy "$@"\n' \
+        >"$e2e/trivy-wrapper"
+    chmod 0755 "$e2e/trivy-wrapper" "$e2e/crictl" "$e2e/trivy"
+    run_entrypoint scan-images scan scan-images.sh none "ok|findings" \
+        --mount "type=bind,src=$sock,dst=/host/run/containerd/containerd.sock,options=rbind:rw" \
+        --mount "type=bind,src=$e2e,dst=/e2e,options=rbind:rw" \
+        --env NODEGUARD_RUNTIME_ENDPOINT=unix:///host/run/containerd/containerd.sock \
+        --env NODEGUARD_CRICTL=/e2e/crictl --env NODEGUARD_TRIVY=/e2e/trivy-wrapper \
+        --env NODEGUARD_CACHE_DIR=/e2e/cache --env FAKE_CRICTL_DIR=/e2e/crictl-data
+    expect "scan-images: Trivy ran in the image" grep -q '^ARGV' "$e2e/state/trivy.log"
+fi
+
 # The Containerfile itself, built offline with buildah (FROM scratch: nothing
 # to pull) for the base target, then run under containerd like the rest. The
 # scan target downloads Trivy and crictl, so it cannot be built here.
