@@ -1,4 +1,209 @@
-//! `bench-node`: not implemented yet.
+//! `bench-node`: CIS Kubernetes Benchmark (v1.12) checks for one node.
+//!
+//! What it reads, all under `--host-root` (and `--proc-dir`):
+//! - `/proc/<pid>/cmdline` of the kubelet, kube-proxy, kube-apiserver,
+//!   kube-controller-manager, kube-scheduler and etcd (k3s and RKE2
+//!   supervisors too), `/proc/<pid>/cgroup` for the kubelet's systemd unit,
+//!   `/proc/<pid>/environ` of etcd for `ETCD_*`;
+//! - the kubelet's `--config` file and `--config-dir` drop-ins, kube-proxy's
+//!   `--config` (inside its own mount namespace), static pod manifests,
+//!   kubeconfigs, CA files, unit files, PKI and CNI files (stat only);
+//! - the kubelet binary's Go build info, for the Kubernetes version.
+//!
+//! It never runs a shell or another program. Checks are data
+//! ([`definitions`]); each setting is resolved flag > config drop-ins >
+//! config file > the component's default for its version ([`audit`]), and
+//! the result says which source decided.
+//!
+//! Output: nodeguard's JSON envelope (`results[]`, `summary`), JSON Lines,
+//! or kube-bench's own JSON shape (`--format kube-bench`). Exit codes: 0
+//! report written, 1 a check reached `--fail-on`, 2 error (no report).
+
+pub mod audit;
+pub mod cli;
+pub mod cmdline;
+pub mod compare;
+pub mod config;
+pub mod definitions;
+pub mod facts;
+pub mod files;
+pub mod layout;
+pub mod procs;
+pub mod report;
+pub mod value;
+pub mod version;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use nodeguard_common::exit;
+use nodeguard_common::metrics::{write_run_metrics, Metrics};
+
+use crate::audit::{Outcome, Reason, Status};
+use crate::cli::{matches_any, Cli, FailOn, OutputFormat};
+use crate::definitions::{Audit, Benchmark, Target};
+use crate::facts::{Facts, GatherOptions};
+use crate::report::{BenchReport, CheckResult, ComponentSummary, Summary};
 
 /// The tool's name as it appears in reports and metrics.
 pub const TOOL: &str = "bench-node";
+/// The tool's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the benchmark and writes the report to `out`; returns the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+    let result = run_inner(cli, out);
+    if let (Err(_), Some(path)) = (&result, &cli.metrics_file) {
+        // Keep the last good series; mark the run as failed.
+        if let Err(e) = write_run_metrics(path, &Metrics::new(TOOL), VERSION, false) {
+            log::warn!("cannot write metrics file {}: {e:#}", path.display());
+        }
+    }
+    result
+}
+
+fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+    let common = cli.common();
+    let host = common.open_host_root()?;
+    let ctx = common.run_context(TOOL, VERSION, &host);
+    let bench = Benchmark::embedded()?;
+    let explicit: BTreeSet<Target> = cli
+        .targets
+        .iter()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Target::parse(t))
+        .collect::<Result<_>>()?;
+
+    let selected: Vec<(&definitions::Check, Target)> = bench
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let target = bench.section(c.section_id())?.target;
+            let wanted = cli.check.is_empty() || matches_any(&c.id, &cli.check);
+            (wanted && (explicit.is_empty() || explicit.contains(&target))).then_some((c, target))
+        })
+        .collect();
+    if !cli.check.is_empty() && selected.is_empty() {
+        anyhow::bail!(
+            "--check {} matches no check of {} for the selected targets",
+            cli.check.join(","),
+            bench.benchmark
+        );
+    }
+    let roles = selected
+        .iter()
+        .filter_map(|(c, _)| match &c.audit {
+            Audit::FileMode { file, .. } | Audit::FileOwner { file, .. } => Some(*file),
+            _ => None,
+        })
+        .collect();
+    let opts = GatherOptions {
+        proc_dir: cli
+            .proc_dir
+            .clone()
+            .unwrap_or_else(|| host.path().join("proc")),
+        kubernetes_version: cli.kubernetes_version.clone(),
+    };
+    let facts = Facts::gather(&host, &opts, &roles);
+    let mut warnings = facts.warnings.clone();
+    let targets = if explicit.is_empty() {
+        if facts.detected_targets.is_empty() {
+            warnings
+                .push("no Kubernetes component found on this node; running the node checks".into());
+            BTreeSet::from([Target::Node])
+        } else {
+            facts.detected_targets.clone()
+        }
+    } else {
+        explicit
+    };
+    if let Some(note) = &facts.version_note {
+        warnings.push(note.clone());
+    }
+
+    let results: Vec<CheckResult> = selected
+        .iter()
+        .filter(|(_, t)| targets.contains(t))
+        .map(|(check, target)| {
+            let outcome = if matches_any(&check.id, &cli.skip) {
+                skipped()
+            } else {
+                audit::evaluate(check, &bench, &facts)
+            };
+            CheckResult::new(check, *target, outcome)
+        })
+        .collect();
+    let report = BenchReport {
+        benchmark: bench.benchmark.clone(),
+        kubernetes_version: facts.version.clone(),
+        layout: facts.layout.name(),
+        targets: targets.iter().map(|t| t.name()).collect(),
+        components: component_summaries(&facts),
+        warnings,
+        summary: Summary::of(&results),
+        results,
+    };
+
+    match cli.format {
+        OutputFormat::KubeBench => {
+            let doc = report::kube_bench(&report, &bench);
+            let mut buf = if cli.pretty {
+                serde_json::to_vec_pretty(&doc)?
+            } else {
+                serde_json::to_vec(&doc)?
+            };
+            buf.push(b'\n');
+            out.write_all(&buf).context("writing the report")?;
+            out.flush().context("writing the report")?;
+        }
+        _ => nodeguard_common::report::emit(out, &ctx, &report, common.format, cli.pretty)
+            .context("writing the report")?,
+    }
+    if let Some(path) = &cli.metrics_file {
+        write_run_metrics(path, &report.metrics(TOOL), VERSION, true)
+            .with_context(|| format!("writing metrics file {}", path.display()))?;
+    }
+    let fail_on = cli.fail_on.map(|f| match f {
+        FailOn::Fail => Status::Fail,
+        FailOn::Warn => Status::Warn,
+    });
+    Ok(if report.has_findings(fail_on) {
+        exit::FINDINGS
+    } else {
+        exit::SUCCESS
+    })
+}
+
+fn skipped() -> Outcome {
+    Outcome {
+        status: Status::Info,
+        expected: String::new(),
+        actual: String::new(),
+        source: None,
+        source_detail: None,
+        reason: Some(Reason::Skipped),
+        detail: Some("skipped with --skip".into()),
+    }
+}
+
+fn component_summaries(facts: &Facts) -> Vec<ComponentSummary> {
+    facts
+        .components
+        .iter()
+        .map(|(c, f)| {
+            let (config_files, config_error) = match &f.config {
+                facts::ConfigState::Loaded(layers) => (layers.paths(), None),
+                facts::ConfigState::Failed { paths, error } => (paths.clone(), Some(error.clone())),
+                facts::ConfigState::NotUsed => (Vec::new(), None),
+            };
+            ComponentSummary {
+                name: c.name(),
+                pid: f.pid,
+                command_line_source: f.argv_source.clone(),
+                config_files,
+                config_error,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,237 @@
+//! Finding the Kubernetes processes in the host's `/proc`.
+//!
+//! kube-bench runs `ps -C <name>`, which matches the 15-character `comm`
+//! (truncated names, rancher/cis-operator#119) and falls back to a literal
+//! name when nothing runs. Here every `/proc/<pid>/cmdline` is read once
+//! and the program is recognised from its own argv: the basename of
+//! argv[0], or the sub-command of `hyperkube`, `k3s` and friends.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::cmdline::split_cmdline;
+use crate::definitions::Component;
+
+/// The longest command line we read (the kernel allows far more; a
+/// component's argv is a few KiB).
+const MAX_CMDLINE: u64 = 1 << 20;
+
+/// What a process is, as far as the checks care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcKind {
+    Component(Component),
+    /// k3s runs kubelet, kube-proxy and (as `server`) the control plane
+    /// inside its own process.
+    K3s {
+        server: bool,
+    },
+    /// The RKE2 supervisor; it starts a real kubelet process as a child.
+    Rke2 {
+        server: bool,
+    },
+}
+
+/// A recognised process.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    pub kind: ProcKind,
+    /// The full argv.
+    pub argv: Vec<String>,
+    /// Index in `argv` where the flags start (after `hyperkube kubelet`).
+    pub flags_from: usize,
+    /// Whether the process shares the mount namespace of PID 1; a kubelet of
+    /// a kind/k3d node in a container does not.
+    pub host_mount_ns: bool,
+}
+
+impl Process {
+    pub fn flag_args(&self) -> &[String] {
+        self.argv.get(self.flags_from..).unwrap_or(&[])
+    }
+
+    /// The program path as started (argv[0]).
+    pub fn program(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+}
+
+/// Recognises a command line.
+pub fn classify(argv: &[String]) -> Option<(ProcKind, usize)> {
+    let program = argv.first()?;
+    let base = program.rsplit('/').next().unwrap_or(program);
+    let sub = argv.get(1).map(String::as_str).unwrap_or("");
+    let component = |name: &str| -> Option<Component> {
+        Some(match name {
+            "kubelet" => Component::Kubelet,
+            "kube-proxy" | "proxy" => Component::KubeProxy,
+            "kube-apiserver" | "apiserver" => Component::KubeApiserver,
+            "kube-controller-manager" | "controller-manager" => Component::KubeControllerManager,
+            "kube-scheduler" | "scheduler" => Component::KubeScheduler,
+            "etcd" => Component::Etcd,
+            _ => return None,
+        })
+    };
+    match base {
+        "hyperkube" => component(sub).map(|c| (ProcKind::Component(c), 2)),
+        "k3s" => match sub {
+            "server" => Some((ProcKind::K3s { server: true }, 2)),
+            "agent" => Some((ProcKind::K3s { server: false }, 2)),
+            _ => None,
+        },
+        "rke2" => match sub {
+            "server" => Some((ProcKind::Rke2 { server: true }, 2)),
+            "agent" => Some((ProcKind::Rke2 { server: false }, 2)),
+            _ => None,
+        },
+        // "proxy" and friends only count under hyperkube.
+        "kubelet"
+        | "kube-proxy"
+        | "kube-apiserver"
+        | "kube-controller-manager"
+        | "kube-scheduler"
+        | "etcd" => component(base).map(|c| (ProcKind::Component(c), 1)),
+        _ => None,
+    }
+}
+
+/// Scans `proc_dir` (the host's `/proc`) for Kubernetes processes. Processes
+/// that vanish or cannot be read while scanning are skipped.
+pub fn scan(proc_dir: &Path) -> std::io::Result<Vec<Process>> {
+    let own_pid = std::process::id();
+    let host_ns = fs::read_link(proc_dir.join("1/ns/mnt")).ok();
+    let mut found = Vec::new();
+    for entry in fs::read_dir(proc_dir)? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == own_pid && proc_dir == Path::new("/proc") {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(raw) = read_limited(&dir.join("cmdline")) else {
+            continue;
+        };
+        let argv = split_cmdline(&raw);
+        let Some((kind, flags_from)) = classify(&argv) else {
+            continue;
+        };
+        let ns = fs::read_link(dir.join("ns/mnt")).ok();
+        let host_mount_ns = match (&host_ns, &ns) {
+            (Some(h), Some(n)) => h == n,
+            _ => true,
+        };
+        found.push(Process {
+            pid,
+            kind,
+            argv,
+            flags_from,
+            host_mount_ns,
+        });
+    }
+    // Host processes first, then by pid: the node's own kubelet wins over
+    // the kubelets of nested (kind, k3d) nodes.
+    found.sort_by_key(|p| (!p.host_mount_ns, p.pid));
+    Ok(found)
+}
+
+fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    fs::File::open(path)?
+        .take(MAX_CMDLINE)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Whether `proc_dir` holds any process directory at all (a `/proc` that is
+/// not mounted under the host root is an empty directory).
+pub fn has_processes(proc_dir: &Path) -> bool {
+    fs::read_dir(proc_dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+    })
+}
+
+/// `/proc/<pid>/environ` as `KEY=value` pairs (for etcd's `ETCD_*`).
+pub fn environ(proc_dir: &Path, pid: u32) -> Vec<(String, String)> {
+    let Ok(raw) = read_limited(&proc_dir.join(pid.to_string()).join("environ")) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&raw)
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The systemd unit a process runs in, from its cgroup path
+/// (`0::/system.slice/kubelet.service`).
+pub fn systemd_unit(proc_dir: &Path, pid: u32) -> Option<String> {
+    let text = fs::read_to_string(proc_dir.join(pid.to_string()).join("cgroup")).ok()?;
+    text.lines().find_map(|line| {
+        let path = line.rsplit(':').next()?;
+        path.split('/')
+            .rev()
+            .find(|part| part.ends_with(".service"))
+            .map(str::to_string)
+    })
+}
+
+/// The directory through which a process's own filesystem view is reached.
+pub fn process_root(proc_dir: &Path, pid: u32) -> PathBuf {
+    proc_dir.join(pid.to_string()).join("root")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn recognises_components_by_program_name() {
+        assert_eq!(
+            classify(&argv(&["/usr/bin/kubelet", "--v=2"])),
+            Some((ProcKind::Component(Component::Kubelet), 1))
+        );
+        assert_eq!(
+            classify(&argv(&["/hyperkube", "kubelet", "--v=2"])),
+            Some((ProcKind::Component(Component::Kubelet), 2))
+        );
+        assert_eq!(
+            classify(&argv(&["/usr/local/bin/k3s", "agent"])),
+            Some((ProcKind::K3s { server: false }, 2))
+        );
+        // A grep for kubelet, or a shell wrapper, is not the kubelet.
+        assert_eq!(classify(&argv(&["grep", "kubelet"])), None);
+        assert_eq!(classify(&argv(&["/bin/sh", "-c", "kubelet --v=2"])), None);
+        assert_eq!(classify(&argv(&["proxy"])), None);
+    }
+
+    #[test]
+    fn unit_from_cgroup() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("42")).unwrap();
+        std::fs::write(
+            dir.path().join("42/cgroup"),
+            "0::/system.slice/kubelet.service\n",
+        )
+        .unwrap();
+        assert_eq!(
+            systemd_unit(dir.path(), 42).as_deref(),
+            Some("kubelet.service")
+        );
+        assert_eq!(systemd_unit(dir.path(), 43), None);
+    }
+}

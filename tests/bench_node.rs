@@ -1,1 +1,0 @@
-//! Black-box tests for `bench-node` (written with the tool).

@@ -1,1 +1,0 @@
-//! Black-box tests for `scan-images` (written with the tool).
