@@ -43,7 +43,7 @@ expect() {
 
 if [ "$arch" = arm64 ]; then
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
-        gcc-aarch64-linux-gnu qemu-user-static >/dev/null
+        gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static >/dev/null
     rustup target add aarch64-unknown-linux-musl >/dev/null 2>&1 || {
         echo "image-e2e: SKIPPED: rustup cannot add aarch64-unknown-linux-musl" >&2
         exit 0

@@ -6,7 +6,8 @@
 #
 # Usage: manifests/image/build.sh [--arch amd64|arm64] [--out DIR]
 #   --arch  target architecture (default: amd64). arm64 cross-builds with
-#           aarch64-unknown-linux-musl and needs gcc-aarch64-linux-gnu and
+#           aarch64-unknown-linux-musl and needs gcc-aarch64-linux-gnu,
+#           libc6-dev-arm64-cross (headers for ring's C code) and
 #           busybox-static:arm64; it is smoke-tested by tests/image-e2e.sh
 #           under qemu-aarch64-static.
 #   --out   output directory (default: target/image/<arch>); it gets
