@@ -1,1 +1,168 @@
-//! Black-box tests for `install-agent` (written with the tool).
+//! Black-box tests for `install-agent`: plans on fixture host roots (no
+//! root needed), and end-to-end runs against real systemd nodes booted
+//! with systemd-nspawn (root only; see `e2e`).
+
+mod agent_pkg;
+mod e2e;
+mod node;
+
+use std::fs;
+use std::path::Path;
+
+use crate::harness::{self, run, tool, TestDir};
+
+/// A host root holding an os-release file and (empty) host programs.
+fn host_with_os_release(dir: &TestDir, text: &str, programs: &[&str]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    dir.write("host/etc/os-release", text);
+    for program in programs {
+        let path = dir.write(format!("host{program}"), "#!/bin/sh\nexit 0\n");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir.join("host")
+}
+
+fn profile_fixture(dir: &TestDir) -> std::path::PathBuf {
+    let sum = "0".repeat(64);
+    agent_pkg::profile(
+        dir.path(),
+        "tinyagent.toml",
+        "1.0.0",
+        &agent_pkg::Source::Path(Path::new("/opt/nodeguard/packages/tinyagent.deb"), &sum),
+        &agent_pkg::Source::Path(Path::new("/opt/nodeguard/packages/tinyagent.rpm"), &sum),
+    )
+}
+
+#[test]
+fn plan_on_debian_root_chooses_the_deb_and_lists_a_fresh_install() {
+    let dir = TestDir::new("ia-plan-deb");
+    let os = fs::read_to_string(
+        harness::fixtures("install-agent").join("os-release/debian-12.os-release"),
+    )
+    .unwrap();
+    let host = host_with_os_release(&dir, &os, &["/usr/bin/apt-get", "/usr/bin/dpkg"]);
+    let profile = profile_fixture(&dir);
+    dir.write("creds/token", "plan-canary-token\n");
+    let r = run(tool("install-agent")
+        .args(["plan", "--profile"])
+        .arg(&profile)
+        .arg("--host-root")
+        .arg(&host)
+        .arg("--credentials-dir")
+        .arg(dir.join("creds")));
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(j["tool"], "install-agent");
+    assert_eq!(j["status"], "planned");
+    assert_eq!(j["host"]["os_id"], "debian");
+    assert_eq!(j["package"]["format"], "deb");
+    assert_eq!(j["package"]["arch"], agent_pkg::arch());
+    assert_eq!(j["package"]["version"], "1.0.0");
+    assert_eq!(j["package"]["installer"], "apt-get");
+    let steps: Vec<&str> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["install", "configure", "enable", "activate", "start"]
+    );
+    assert!(j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "planned"));
+    assert!(!r.stdout.contains("plan-canary-token") && !r.stderr.contains("plan-canary-token"));
+}
+
+#[test]
+fn plan_refuses_immutable_and_unknown_hosts_with_a_reason() {
+    for (fixture, cause_word) in [
+        ("bottlerocket-1.20.os-release", "immutable"),
+        ("talos-1.7.os-release", "immutable"),
+        ("fedora-coreos-40.os-release", "immutable"),
+    ] {
+        let dir = TestDir::new("ia-plan-immutable");
+        let os = fs::read_to_string(
+            harness::fixtures("install-agent")
+                .join("os-release")
+                .join(fixture),
+        )
+        .unwrap();
+        let host = host_with_os_release(&dir, &os, &[]);
+        let profile = profile_fixture(&dir);
+        let r = run(tool("install-agent")
+            .args(["plan", "--profile"])
+            .arg(&profile)
+            .arg("--host-root")
+            .arg(&host));
+        r.assert_code(0);
+        let j = r.json();
+        assert_eq!(j["status"], "unsupported", "{fixture}");
+        assert!(
+            j["reason"].as_str().unwrap().contains(cause_word),
+            "{fixture}: {}",
+            j["reason"]
+        );
+        assert_eq!(j["host"]["immutable"], true);
+        assert!(j["package"].is_null());
+    }
+}
+
+#[test]
+fn plan_on_a_shared_fixture_rhel_root_chooses_the_rpm() {
+    let dir = TestDir::new("ia-plan-rhel");
+    let fixture = harness::shared_fixtures().join("os-release/ansible/rockylinux_8_3.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&fixture).unwrap()).unwrap();
+    // Rocky 8 prefers dnf; this root only has rpm, so rpm it is.
+    let host = host_with_os_release(
+        &dir,
+        json["input"]["/etc/os-release"].as_str().unwrap(),
+        &["/usr/bin/rpm"],
+    );
+    let profile = profile_fixture(&dir);
+    let r = run(tool("install-agent")
+        .args(["plan", "--profile"])
+        .arg(&profile)
+        .arg("--host-root")
+        .arg(&host));
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(j["host"]["family"], "rhel");
+    assert_eq!(j["package"]["format"], "rpm");
+    assert_eq!(j["package"]["installer"], "rpm");
+}
+
+#[test]
+fn invalid_profile_is_an_error_naming_the_file_and_key() {
+    let dir = TestDir::new("ia-bad-profile");
+    let profile = dir.write("bad.toml", "name = \"x\"\nservise = \"x\"\n");
+    let r = run(tool("install-agent")
+        .args(["plan", "--profile"])
+        .arg(&profile)
+        .arg("--host-root")
+        .arg(dir.path()));
+    r.assert_code(2);
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains("bad.toml") && r.stderr.contains("servise"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let r = run(tool("install-agent").arg("--help"));
+    r.assert_code(0);
+    for needle in ["Exit codes:", "sha256", "--adopt", "immutable OS"] {
+        assert!(
+            r.stdout.contains(needle) || r.stdout.contains(&needle.to_lowercase()),
+            "{needle} missing:\n{}",
+            r.stdout
+        );
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, Permissions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -26,16 +26,63 @@ pub fn write_file(path: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result<()>
 /// A file being written atomically: write into it, then [`commit`](Self::commit).
 /// Dropping it without committing removes the temp file and leaves the
 /// target untouched.
+///
+/// When the target already exists as a character device or FIFO
+/// (`--html /dev/null`, `--metrics-file /dev/stdout`, a named pipe to a
+/// collector) it is written in place: renaming a temp file over it would
+/// replace the device node itself, which broke `/dev/null` for the whole
+/// machine once. Directories, sockets and block devices are refused.
 #[derive(Debug)]
 pub struct AtomicFile {
     target: PathBuf,
-    writer: BufWriter<tempfile::NamedTempFile>,
+    writer: BufWriter<Sink>,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Temp(tempfile::NamedTempFile),
+    Special(File),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Temp(temp) => temp.write(buf),
+            Sink::Special(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Temp(temp) => temp.flush(),
+            Sink::Special(file) => file.flush(),
+        }
+    }
 }
 
 impl AtomicFile {
     /// Starts writing `path` with permission bits `mode` (e.g. `0o600`).
     pub fn create(path: impl AsRef<Path>, mode: u32) -> Result<Self> {
         let target = path.as_ref().to_path_buf();
+        if let Ok(meta) = fs::metadata(&target) {
+            let kind = meta.file_type();
+            if kind.is_char_device() || kind.is_fifo() {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .with_context(|| format!("opening {} for writing", target.display()))?;
+                return Ok(Self {
+                    target,
+                    writer: BufWriter::new(Sink::Special(file)),
+                });
+            }
+            if !kind.is_file() {
+                anyhow::bail!(
+                    "{}: not a regular file; refusing to replace it",
+                    target.display()
+                );
+            }
+        }
         let dir = parent_dir(&target);
         let name = target
             .file_name()
@@ -58,7 +105,7 @@ impl AtomicFile {
             })?;
         Ok(Self {
             target,
-            writer: BufWriter::with_capacity(64 * 1024, temp),
+            writer: BufWriter::with_capacity(64 * 1024, Sink::Temp(temp)),
         })
     }
 
@@ -71,10 +118,14 @@ impl AtomicFile {
     /// the directory.
     pub fn commit(self) -> Result<()> {
         let target = self.target;
-        let temp = self
+        let sink = self
             .writer
             .into_inner()
             .map_err(|e| anyhow::anyhow!("writing {}: {}", target.display(), e.error()))?;
+        let temp = match sink {
+            Sink::Temp(temp) => temp,
+            Sink::Special(_) => return Ok(()),
+        };
         temp.as_file()
             .sync_all()
             .with_context(|| format!("syncing {}", target.display()))?;
@@ -166,6 +217,32 @@ mod tests {
             format!("{err:#}").contains("/nonexistent-dir-xyz"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn character_devices_are_written_in_place_not_replaced() {
+        write_file("/dev/null", b"discarded", 0o644).unwrap();
+        let meta = fs::metadata("/dev/null").unwrap();
+        assert!(meta.file_type().is_char_device(), "/dev/null was replaced");
+    }
+
+    #[test]
+    fn fifos_are_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || fs::read(reader_path).unwrap());
+        write_file(&fifo, b"through the pipe", 0o600).unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+
+    #[test]
+    fn directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_file(dir.path(), b"x", 0o644).unwrap_err();
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
     }
 
     #[test]

@@ -57,23 +57,6 @@ impl HostRoot {
         Ok(Self { root })
     }
 
-    /// Opens another process's filesystem view, `/proc/<pid>/root`, as a
-    /// root. Unlike [`open`](Self::open) the path is not canonicalized: that
-    /// would turn the kernel's magic link into `/` (our own root), while
-    /// walking *through* it reaches the process's mount namespace, e.g. the
-    /// ConfigMap files inside a kube-proxy pod.
-    pub fn open_process_root(path: impl AsRef<Path>) -> io::Result<Self> {
-        let root = path.as_ref().to_path_buf();
-        let meta = fs::metadata(&root).map_err(|e| with_path(&e, "process root", &root))?;
-        if !meta.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!("process root {}: not a directory", root.display()),
-            ));
-        }
-        Ok(Self { root })
-    }
-
     /// The host root's real path in this process's view.
     pub fn path(&self) -> &Path {
         &self.root
@@ -364,12 +347,14 @@ fn push_raw_components(parts: &mut Vec<OsString>, path: &Path) {
     }
 }
 
-/// `/proc/<pid>/root` or `/proc/self/root`.
+/// A process's root view: a path ending in `proc/<pid>/root` or
+/// `proc/self/root` — `/proc/1/root`, or `/host/proc/123/root` for a process
+/// seen through the host's procfs under a host root.
 fn is_proc_root(path: &Path) -> bool {
-    let parts: Vec<_> = path.components().collect();
+    let parts: Vec<_> = path.components().rev().take(3).collect();
     matches!(
         parts.as_slice(),
-        [Component::RootDir, Component::Normal(proc_), Component::Normal(pid), Component::Normal(root)]
+        [Component::Normal(root), Component::Normal(pid), Component::Normal(proc_)]
             if *proc_ == "proc"
                 && *root == "root"
                 && (*pid == "self" || pid.to_str().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
@@ -544,16 +529,19 @@ mod tests {
         let real = dir.path().join("real");
         std::fs::create_dir_all(real.join("etc")).unwrap();
         std::fs::write(real.join("etc/conf"), "x").unwrap();
-        std::os::unix::fs::symlink(&real, dir.path().join("root")).unwrap();
-        let root = HostRoot::open_process_root(dir.path().join("root")).unwrap();
-        assert_eq!(root.path(), dir.path().join("root"));
+        let proc_pid = dir.path().join("proc/77");
+        std::fs::create_dir_all(&proc_pid).unwrap();
+        std::os::unix::fs::symlink(&real, proc_pid.join("root")).unwrap();
+        let root = HostRoot::open(proc_pid.join("root")).unwrap();
+        assert_eq!(root.path(), proc_pid.join("root"));
         assert_eq!(root.read_to_string("/etc/conf").unwrap(), "x");
-        assert!(HostRoot::open_process_root(dir.path().join("missing")).is_err());
+        assert!(HostRoot::open(dir.path().join("proc/78/root")).is_err());
     }
 
     #[test]
     fn proc_pid_root_is_kept_not_canonicalized() {
         let own = HostRoot::open("/proc/self/root").expect("open");
+        assert!(is_proc_root(Path::new("/host/proc/42/root")));
         assert_eq!(own.path(), Path::new("/proc/self/root"));
         assert!(own.exists("/proc"), "reads through the magic link");
         assert!(is_proc_root(Path::new("/proc/1/root")));

@@ -1,5 +1,11 @@
-//! `install-agent` entry point (not implemented yet).
+//! `install-agent` entry point: parse, log to stderr, run, exit.
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    nodeguard_common::exit::main_with(install_agent::TOOL, || anyhow::bail!("not implemented yet"))
+    nodeguard_common::exit::main_with(install_agent::TOOL, || {
+        let cli = install_agent::cli::Cli::parse();
+        nodeguard_common::logging::init();
+        install_agent::run(&cli, &mut std::io::stdout().lock())
+    })
 }

@@ -176,7 +176,7 @@ impl Gatherer<'_> {
         if process.host_mount_ns {
             return self.host.clone();
         }
-        HostRoot::open_process_root(procs::process_root(self.proc_dir, process.pid))
+        HostRoot::open(procs::process_root(self.proc_dir, process.pid))
             .unwrap_or_else(|_| self.host.clone())
     }
 

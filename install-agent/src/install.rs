@@ -1,0 +1,498 @@
+//! `install`: converge the host to the profile, acting only on drift.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use nodeguard_common::atomic;
+use nodeguard_common::exit::ToolError;
+
+use crate::converge::{decide, Action, Desired, Observed};
+use crate::desired::RenderedConfig;
+use crate::fetch::{clean_stale_staging, fetch, stage, Fetched};
+use crate::hostexec::HostCommand;
+use crate::observe::{package_state, rpm_db_args, unit_state, PackageState};
+use crate::plan::{Installer, Selection};
+use crate::report::{AgentReport, ObservedSummary, Outcome, StepStatus};
+use crate::session::Session;
+use crate::state::{unix_now, InProgress, StateRecord};
+use crate::verify::{activate, verify};
+
+/// Exit code: a step failed.
+pub const EXIT_STEP_FAILED: u8 = 3;
+/// Exit code: installed, but not by nodeguard.
+pub const EXIT_NOT_OWNED: u8 = 6;
+/// Exit code: the host cannot get this agent.
+pub const EXIT_UNSUPPORTED: u8 = 7;
+
+/// Longest a package transaction may take.
+const PACKAGE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Longest a started unit may stay `activating`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Summarise the observation for the report.
+pub fn observed_summary(desired: &Desired, observed: &Observed) -> ObservedSummary {
+    ObservedSummary {
+        installed_version: observed.installed_version.clone(),
+        package_broken: observed.package_broken,
+        config_digest: observed.config_digest.clone(),
+        config_current: observed.config_digest.as_deref() == Some(desired.config_digest.as_str()),
+        unit: observed.unit.clone(),
+        owned: observed.record.is_some(),
+        activated: desired.activation_digest.as_ref().map(|d| {
+            observed
+                .record
+                .as_ref()
+                .and_then(|r| r.activation_digest.as_ref())
+                == Some(d)
+        }),
+    }
+}
+
+/// Run `install`; returns the exit code (the report is filled in).
+pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
+    let sel = match session.select() {
+        Ok(sel) => sel,
+        Err(u) => {
+            report.status = Outcome::Unsupported;
+            report.reason = Some(u.reason);
+            return Ok(EXIT_UNSUPPORTED);
+        }
+    };
+    report.package = Some(session.package_summary(&sel));
+    let (desired, configs) = session.desired(&sel)?;
+    report.config_digest = Some(desired.config_digest.clone());
+    let run = Converge {
+        session,
+        sel,
+        desired,
+        configs,
+    };
+    let _lock = session
+        .store()
+        .lock(Duration::from_secs(session.args.lock_timeout))?;
+    let observed = session.observe(&run.sel, &run.configs)?;
+    report.observed = Some(observed_summary(&run.desired, &observed));
+
+    if observed.record.is_none() && observed.installed_version.is_some() && !session.args.adopt {
+        report.status = Outcome::NotOwned;
+        report.reason = Some(format!(
+            "{} {} is installed but not by nodeguard (no ownership marker); pass --adopt to manage it",
+            run.desired.package,
+            observed.installed_version.as_deref().unwrap_or_default()
+        ));
+        return Ok(EXIT_NOT_OWNED);
+    }
+    let actions = decide(&run.desired, &observed);
+    if actions.is_empty() {
+        let d = &run.desired;
+        let detail = format!(
+            "nothing to do: {} {} installed, config current, unit enabled and active",
+            d.package, d.version
+        );
+        report.note("converge", StepStatus::Ok, detail);
+        report.status = Outcome::Converged;
+        return Ok(0);
+    }
+    run.converge(report, observed.record, &actions)
+}
+
+/// Mark the report failed; the exit code is the error's own (integrity,
+/// lock) or "a step failed".
+fn failed(report: &mut AgentReport, e: &anyhow::Error) -> u8 {
+    report.status = Outcome::Failed;
+    report.reason = Some(nodeguard_common::redact::redact(&format!("{e:#}")));
+    let code = nodeguard_common::exit::code_for(e);
+    if code > nodeguard_common::exit::ERROR {
+        code
+    } else {
+        EXIT_STEP_FAILED
+    }
+}
+
+/// One converge run: the session, the chosen package and the desired state.
+struct Converge<'a> {
+    session: &'a Session,
+    sel: Selection<'a>,
+    desired: Desired,
+    configs: Vec<RenderedConfig>,
+}
+
+impl Converge<'_> {
+    /// Fetch (if needed), journal the run on the host, act, record.
+    fn converge(
+        &self,
+        report: &mut AgentReport,
+        record: Option<StateRecord>,
+        actions: &[Action],
+    ) -> Result<u8> {
+        // The package is fetched and its sha256 verified in the pod before
+        // anything (not even nodeguard's own journal) is written on the host.
+        let needs_package = actions
+            .iter()
+            .any(|a| matches!(a, Action::Install | Action::Upgrade { .. }));
+        let fetched = if needs_package {
+            match report.step("fetch", || self.fetch()) {
+                Ok(f) => Some(f),
+                Err(e) => return Ok(failed(report, &e)),
+            }
+        } else {
+            None
+        };
+        let d = &self.desired;
+        let format = self.sel.entry.format.as_str();
+        let mut record = record.unwrap_or_else(|| {
+            StateRecord::new(
+                &self.session.profile.name,
+                &d.package,
+                &d.version,
+                format,
+                "",
+                None,
+            )
+        });
+        let previous = record.in_progress.take();
+        record.in_progress = Some(InProgress {
+            action: actions
+                .iter()
+                .map(Action::name)
+                .collect::<Vec<_>>()
+                .join(","),
+            run_id: self.session.run_id.clone(),
+            unit: Some(self.session.unit_name("package")),
+            started_at: unix_now(),
+        });
+        let store = self.session.store();
+        store.save(&record)?;
+
+        let result = actions
+            .iter()
+            .try_for_each(|action| {
+                self.act(
+                    report,
+                    action,
+                    fetched.as_ref(),
+                    previous.as_ref(),
+                    &mut record,
+                )
+            })
+            .and_then(|()| {
+                report.step("verify", || {
+                    verify(self.session).map(|d| (StepStatus::Ok, Some(d), ()))
+                })
+            });
+        if let Err(e) = result {
+            // The journal entry stays: the next run recovers and restarts.
+            return Ok(failed(report, &e));
+        }
+        record.in_progress = None;
+        record.version = d.version.clone();
+        record.config_digest = d.config_digest.clone();
+        record.format = format.to_owned();
+        record.package = d.package.clone();
+        record.updated_at = unix_now();
+        store.save(&record)?;
+        report.status = Outcome::Changed;
+        Ok(0)
+    }
+
+    fn fetch(&self) -> Result<(StepStatus, Option<String>, Fetched)> {
+        let f = fetch(self.sel.entry, &self.session.fetch_options())?;
+        let detail = format!("{} ({} bytes, sha256 verified)", f.source, f.bytes);
+        Ok((StepStatus::Ok, Some(detail), f))
+    }
+
+    /// Carry out one action as a report step.
+    fn act(
+        &self,
+        report: &mut AgentReport,
+        action: &Action,
+        fetched: Option<&Fetched>,
+        previous: Option<&InProgress>,
+        record: &mut StateRecord,
+    ) -> Result<()> {
+        let session = self.session;
+        let unit = session.profile.unit();
+        let changed = |detail: String| (StepStatus::Changed, Some(detail), ());
+        match action {
+            Action::Recover => report.step("recover", || {
+                recover(session, &self.sel, previous).map(changed)
+            }),
+            Action::Install | Action::Upgrade { .. } => {
+                let fetched = fetched.context("package was not fetched")?;
+                report.step(action.name(), || {
+                    install_package(session, &self.sel, &self.desired, fetched).map(changed)
+                })
+            }
+            Action::Configure => report.step("configure", || {
+                write_configs(session, &self.configs).map(changed)
+            }),
+            Action::Enable => report.step("enable", || {
+                session.systemctl("enable", &unit)?;
+                Ok(changed(format!("enabled {unit}")))
+            }),
+            Action::Start | Action::Restart => {
+                let verb = action.name();
+                report.step(verb, || {
+                    session.systemctl(verb, &unit)?;
+                    wait_active(session)?;
+                    Ok(changed(format!("{verb}ed {unit}; active")))
+                })
+            }
+            Action::Activate => {
+                report.step("activate", || activate(session).map(changed))?;
+                record.activation_digest = self.desired.activation_digest.clone();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Finish what an interrupted run left: wait for its transient unit,
+/// complete interrupted dpkg transactions, remove stale staging.
+fn recover(
+    session: &Session,
+    sel: &Selection<'_>,
+    previous: Option<&InProgress>,
+) -> Result<String> {
+    let mut notes = Vec::new();
+    if let Some(prev) = previous {
+        notes.push(format!(
+            "run {} was interrupted during {}",
+            prev.run_id, prev.action
+        ));
+        if let Some(unit) = &prev.unit {
+            let waited = wait_unit_gone(session, &format!("{unit}.service"), PACKAGE_TIMEOUT)?;
+            notes.push(if waited {
+                format!("waited for its unit {unit} to finish")
+            } else {
+                format!("its unit {unit} had finished")
+            });
+        }
+    }
+    if sel.installer.format() == crate::profile::PackageFormat::Deb {
+        let argv = ["/usr/bin/dpkg", "--configure", "--pending"]
+            .map(str::to_owned)
+            .to_vec();
+        let cmd = HostCommand::change(argv, session.unit_name("recover"), PACKAGE_TIMEOUT);
+        let out = session.exec()?.run(&cmd)?;
+        if !out.status.success() {
+            bail!("`dpkg --configure --pending` failed: {}", out.stderr_tail());
+        }
+        notes.push("completed pending dpkg configuration".to_owned());
+    }
+    let removed = clean_stale_staging(&session.root)?;
+    if removed > 0 {
+        notes.push(format!(
+            "removed {removed} stale staging entr{}",
+            if removed == 1 { "y" } else { "ies" }
+        ));
+    }
+    Ok(notes.join("; "))
+}
+
+/// Wait while a unit is loaded and active; returns whether we had to wait.
+fn wait_unit_gone(session: &Session, unit: &str, limit: Duration) -> Result<bool> {
+    let deadline = Instant::now() + limit;
+    let mut waited = false;
+    loop {
+        let state = unit_state(session.exec()?, unit)?;
+        if !state.active() {
+            return Ok(waited);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "unit {unit} of an interrupted run is still {} after {limit:?}",
+                state.active_state
+            );
+        }
+        waited = true;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_active(session: &Session) -> Result<()> {
+    let unit = session.profile.unit();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let state = unit_state(session.exec()?, &unit)?;
+        match state.active_state.as_str() {
+            "active" => return Ok(()),
+            "activating" | "reloading" if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => {
+                bail!("{unit} is {other} after start (see `journalctl -u {unit}` on the node)")
+            }
+        }
+    }
+}
+
+/// The installer command line for a staged package.
+pub fn install_argv(installer: Installer, package: &Path, rpm_db: &[String]) -> Vec<String> {
+    let pkg = package.display().to_string();
+    let mut argv: Vec<String> = vec![installer.program().to_owned()];
+    let rest: Vec<&str> = match installer {
+        // A local path makes apt install that file and resolve its
+        // dependencies from the host's configured repositories.
+        Installer::AptGet => vec![
+            "install",
+            "--yes",
+            "--no-install-recommends",
+            "--allow-downgrades",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+        ],
+        Installer::Dpkg => vec!["--install", "--force-confdef", "--force-confold"],
+        Installer::Dnf | Installer::Yum => vec!["install", "--assumeyes"],
+        Installer::Zypper => vec![
+            "--non-interactive",
+            "install",
+            "--allow-unsigned-rpm",
+            "--oldpackage",
+        ],
+        Installer::Rpm => {
+            argv.extend(rpm_db.iter().cloned());
+            vec!["--upgrade", "--replacepkgs", "--oldpackage"]
+        }
+    };
+    argv.extend(rest.into_iter().map(str::to_owned));
+    argv.push(pkg);
+    argv
+}
+
+fn install_package(
+    session: &Session,
+    sel: &Selection<'_>,
+    desired: &Desired,
+    fetched: &crate::fetch::Fetched,
+) -> Result<String> {
+    let ext = sel.entry.format.as_str();
+    let file_name = format!("{}_{}.{ext}", desired.package, sanitize(&desired.version));
+    let staged = stage(
+        &session.root,
+        fetched,
+        &sel.entry.sha256,
+        &session.run_id,
+        &file_name,
+    )?;
+    let argv = install_argv(
+        sel.installer,
+        &staged.host_path,
+        &rpm_db_args(&session.root),
+    );
+    let cmd = HostCommand::change(argv, session.unit_name("package"), PACKAGE_TIMEOUT)
+        .with_env("DEBIAN_FRONTEND", "noninteractive");
+    let out = session.exec()?.run(&cmd)?;
+    drop(staged);
+    if !out.status.success() {
+        bail!(
+            "`{}` {}: {}",
+            out.display,
+            nodeguard_common::process::describe_status(out.status),
+            out.stderr_tail()
+        );
+    }
+    session.daemon_reload()?;
+    match package_state(
+        session.exec()?,
+        &session.root,
+        sel.entry.format,
+        &desired.package,
+    )? {
+        PackageState::Installed(v) if crate::converge::version_matches(&v, &desired.version) => {
+            Ok(format!(
+                "{} {v} installed with {} from {}",
+                desired.package,
+                sel.installer.program(),
+                fetched.source
+            ))
+        }
+        other => bail!(
+            "after installing, the package database reports {other:?} for {} (wanted {})",
+            desired.package,
+            desired.version
+        ),
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".+-~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Write the config files atomically, root-owned, with their modes.
+fn write_configs(session: &Session, configs: &[RenderedConfig]) -> Result<String> {
+    let mut written = Vec::new();
+    for c in configs {
+        let real = session.root.resolve_parent(&c.path)?;
+        if let Some(parent) = real.parent() {
+            atomic::ensure_dir(parent, 0o755)?;
+        }
+        atomic::write_file(&real, &c.content, c.mode)
+            .with_context(|| format!("writing host file {}", c.path.display()))?;
+        // The file is ours (uid 0 of the pod is uid 0 of the host); make
+        // sure no group survives from a file it replaced.
+        nix::unistd::chown(
+            &real,
+            Some(nix::unistd::Uid::from_raw(0)),
+            Some(nix::unistd::Gid::from_raw(0)),
+        )
+        .map_err(|e| {
+            ToolError::new(
+                EXIT_STEP_FAILED,
+                format!("chown root:root {}: {e}", c.path.display()),
+            )
+        })?;
+        written.push(format!("{} ({:04o})", c.path.display(), c.mode));
+    }
+    Ok(format!("wrote {}", written.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installer_command_lines() {
+        let pkg = Path::new("/var/lib/nodeguard/install-agent/staging/r/a.deb");
+        let apt = install_argv(Installer::AptGet, pkg, &[]);
+        assert_eq!(apt[..2], ["/usr/bin/apt-get", "install"]);
+        assert!(apt.contains(&"--allow-downgrades".to_owned()));
+        assert_eq!(
+            apt.last().map(String::as_str),
+            Some("/var/lib/nodeguard/install-agent/staging/r/a.deb")
+        );
+        let rpm = install_argv(
+            Installer::Rpm,
+            Path::new("/s/a.rpm"),
+            &["--dbpath".into(), "/var/lib/rpm".into()],
+        );
+        assert_eq!(
+            rpm,
+            [
+                "/usr/bin/rpm",
+                "--dbpath",
+                "/var/lib/rpm",
+                "--upgrade",
+                "--replacepkgs",
+                "--oldpackage",
+                "/s/a.rpm"
+            ]
+        );
+        let zypper = install_argv(Installer::Zypper, Path::new("/s/a.rpm"), &[]);
+        assert_eq!(zypper[1], "--non-interactive");
+    }
+}

@@ -1,0 +1,262 @@
+//! One run's context: profile, credentials, host root, host facts, the
+//! executor, and the desired/observed state both converge and status use.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use nodeguard_common::hostroot::HostRoot;
+
+use crate::cli::AgentArgs;
+use crate::converge::{Desired, Observed};
+use crate::desired::{
+    activation_digest, config_digest, load_values, observed_config_digest, render_configs,
+    RenderedConfig,
+};
+use crate::fetch::FetchOptions;
+use crate::host::{DetectHost, HostFacts, HostFactsSource, Init};
+use crate::hostexec::{ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMD_RUN_BIN};
+use crate::namespaces::{OwnNamespaces, TargetNamespaces};
+use crate::observe::{package_state, unit_state, PackageState, SYSTEMCTL_BIN};
+use crate::plan::{select, Selection, Unsupported};
+use crate::profile::Profile;
+use crate::report::{HostSummary, PackageSummary};
+use crate::state::StateStore;
+use crate::template::Values;
+
+/// Timeout of systemctl requests.
+pub const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Everything a command works with.
+#[derive(Debug)]
+pub struct Session {
+    /// The profile.
+    pub profile: Profile,
+    /// Template values (credentials registered as secrets), or why not.
+    pub values: Result<Values, String>,
+    /// The host's filesystem.
+    pub root: HostRoot,
+    /// Host facts.
+    pub facts: HostFacts,
+    /// How host commands run; `None` when the host is only a directory
+    /// (plan on a fixture root).
+    pub exec: Option<Box<dyn HostExec>>,
+    /// This run's id (staging directory, logs).
+    pub run_id: String,
+    /// The flags.
+    pub args: AgentArgs,
+}
+
+impl Session {
+    /// Set up a run. `need_exec`: commands that must reach the host's
+    /// namespaces (everything but a plan on an explicit `--host-root`).
+    pub fn open(args: &AgentArgs, run_id: &str, need_exec: bool) -> Result<Self> {
+        let profile = Profile::load(&args.profile)?;
+        let values =
+            load_values(&profile, args.credentials_dir.as_deref()).map_err(|e| format!("{e:#}"));
+        let pid = args.target_pid.unwrap_or(1);
+        if pid < 0 {
+            bail!("--target-pid must be 0 or a process id, not {pid}");
+        }
+        let explicit_root = args.common.host_root != Path::new("/");
+        let root_path = if explicit_root || pid == 0 {
+            args.common.host_root.clone()
+        } else {
+            // The host's filesystem as the target process sees it: with
+            // hostPID no hostPath mount is needed at all.
+            PathBuf::from(format!("/proc/{pid}/root"))
+        };
+        let root = HostRoot::open(&root_path)
+            .with_context(|| format!("cannot use host root {}", root_path.display()))?;
+        let facts = DetectHost.facts(&root)?;
+        let exec = if need_exec || !explicit_root || args.target_pid.is_some() {
+            Some(make_exec(args.exec_mode, pid, &root, &facts)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            profile,
+            values,
+            root,
+            facts,
+            exec,
+            run_id: run_id.to_owned(),
+            args: args.clone(),
+        })
+    }
+
+    /// The executor; an error when this session has none.
+    pub fn exec(&self) -> Result<&dyn HostExec> {
+        self.exec
+            .as_deref()
+            .context("host commands are not available in this mode")
+    }
+
+    /// Template values, or the credential error.
+    pub fn values(&self) -> Result<&Values> {
+        self.values.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The host summary for reports.
+    pub fn host_summary(&self) -> HostSummary {
+        HostSummary::new(&self.facts, self.exec.as_ref().map(|e| e.describe()))
+    }
+
+    /// Package selection.
+    pub fn select(&self) -> Result<Selection<'_>, Unsupported> {
+        let root = &self.root;
+        select(&self.profile, &self.facts, &|p| is_executable(root, p))
+    }
+
+    /// Download settings from the flags.
+    pub fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            ca_bundle: self.args.ca_bundle.clone(),
+            allow_http: self.args.allow_http,
+            max_bytes: self.args.max_package_bytes,
+            ..FetchOptions::default()
+        }
+    }
+
+    /// The report's package summary.
+    pub fn package_summary(&self, sel: &Selection<'_>) -> PackageSummary {
+        let e = sel.entry;
+        PackageSummary {
+            name: self.profile.package_name(e).to_owned(),
+            format: e.format,
+            arch: e.arch,
+            version: e.version.clone(),
+            source: e
+                .url
+                .as_deref()
+                .map(nodeguard_common::redact::redact)
+                .or_else(|| e.path.as_ref().map(|p| p.display().to_string()))
+                .unwrap_or_default(),
+            sha256: e.sha256.clone(),
+            installer: sel.installer,
+        }
+    }
+
+    /// The state store of this agent.
+    pub fn store(&self) -> StateStore<'_> {
+        StateStore::new(&self.root, &self.profile.name)
+    }
+
+    /// Desired state plus the rendered config files.
+    pub fn desired(&self, sel: &Selection<'_>) -> Result<(Desired, Vec<RenderedConfig>)> {
+        let values = self.values()?;
+        let configs = render_configs(&self.profile, sel.entry.format, values)?;
+        let desired = Desired {
+            package: self.profile.package_name(sel.entry).to_owned(),
+            version: sel.entry.version.clone(),
+            config_digest: config_digest(&configs),
+            activation_digest: activation_digest(&self.profile, values)?,
+        };
+        Ok((desired, configs))
+    }
+
+    /// Observe the host (package database, unit, config files, record).
+    pub fn observe(&self, sel: &Selection<'_>, configs: &[RenderedConfig]) -> Result<Observed> {
+        let exec = self.exec()?;
+        let package = self.profile.package_name(sel.entry);
+        let (installed_version, package_broken) =
+            match package_state(exec, &self.root, sel.entry.format, package)? {
+                PackageState::Absent => (None, false),
+                PackageState::Installed(v) => (Some(v), false),
+                PackageState::Broken(v) => (Some(v), true),
+            };
+        let unit = if self.facts.init == Init::Systemd {
+            unit_state(exec, &self.profile.unit())?
+        } else {
+            Default::default()
+        };
+        Ok(Observed {
+            installed_version,
+            package_broken,
+            config_digest: observed_config_digest(&self.root, configs),
+            unit,
+            record: self.store().load()?,
+        })
+    }
+
+    /// Run `systemctl <verb> <unit>` on the host. systemctl only asks PID 1,
+    /// which does the work with its own privileges, so no transient unit is
+    /// needed (and the request completes even if we die).
+    pub fn systemctl(&self, verb: &str, unit: &str) -> Result<()> {
+        let out = self.exec()?.run(&HostCommand::query(
+            &[SYSTEMCTL_BIN, verb, "--", unit],
+            SYSTEMCTL_TIMEOUT,
+        ))?;
+        if !out.status.success() {
+            bail!(
+                "`{}` {}: {}",
+                out.display,
+                nodeguard_common::process::describe_status(out.status),
+                out.stderr_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// `systemctl daemon-reload`.
+    pub fn daemon_reload(&self) -> Result<()> {
+        let out = self.exec()?.run(&HostCommand::query(
+            &[SYSTEMCTL_BIN, "daemon-reload"],
+            SYSTEMCTL_TIMEOUT,
+        ))?;
+        if !out.status.success() {
+            bail!("`{}` failed: {}", out.display, out.stderr_tail());
+        }
+        Ok(())
+    }
+
+    /// The stable transient-unit name for an action of this agent.
+    pub fn unit_name(&self, action: &str) -> String {
+        let agent: String = self
+            .profile
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("nodeguard-install-agent-{agent}-{action}")
+    }
+}
+
+fn make_exec(
+    mode: ExecMode,
+    pid: i32,
+    root: &HostRoot,
+    facts: &HostFacts,
+) -> Result<Box<dyn HostExec>> {
+    let has_systemd = facts.init == Init::Systemd && is_executable(root, SYSTEMD_RUN_BIN);
+    let transient = match mode {
+        ExecMode::Auto => has_systemd,
+        ExecMode::SystemdRun if !has_systemd => {
+            bail!("--exec-mode systemd-run: the host has no running systemd with {SYSTEMD_RUN_BIN}")
+        }
+        ExecMode::SystemdRun => true,
+        ExecMode::Direct => false,
+    };
+    if pid == 0 {
+        Ok(Box::new(NamespaceExec::new(OwnNamespaces, transient)))
+    } else {
+        Ok(Box::new(NamespaceExec::new(
+            TargetNamespaces::open(pid)?,
+            transient,
+        )))
+    }
+}
+
+/// Whether a host path is an executable regular file.
+pub fn is_executable(root: &HostRoot, path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    root.metadata(path)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
