@@ -220,7 +220,10 @@ ng_setup() {
 
     trap 'ng_on_signal TERM' TERM
     trap 'ng_on_signal INT' INT
-    rm -f "$NG_STATE_DIR/ready"
+    # Ready from the start, unready after a failed run: a DaemonSet rollout
+    # waits for each new pod to be Ready, and waiting for a first run (after
+    # the splay) on every node would stretch a rollout over hours.
+    : >"$NG_STATE_DIR/ready"
 }
 
 # Delete all but the newest $NG_KEEP reports of one kind ($1: file prefix, $2: suffix).
@@ -360,7 +363,8 @@ ng_next_delay() {
     echo $((ng_delay + $(ng_random "$NG_JITTER")))
 }
 
-# Readiness, for the kubelet's exec probe: the last run succeeded.
+# Readiness, for the kubelet's exec probe: the configuration is valid and the
+# last run, if any, did not fail.
 ng_ready() {
     NG_STATE_DIR=${NODEGUARD_LOOP_STATE_DIR:-/run/nodeguard}
     [ -f "$NG_STATE_DIR/ready" ]
@@ -368,7 +372,7 @@ ng_ready() {
 
 ng_mark_ready() {
     case $NG_STATUS in
-        ok | findings) : >"$NG_STATE_DIR/ready" ;;
+        ok | findings | unsupported) : >"$NG_STATE_DIR/ready" ;;
         *) rm -f "$NG_STATE_DIR/ready" ;;
     esac
 }

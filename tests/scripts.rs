@@ -355,6 +355,28 @@ fn retention_keeps_the_newest_reports_only() {
 }
 
 #[test]
+fn ready_from_the_start_and_unready_after_a_failed_run() {
+    let mut ep = Entrypoint::new("bench-node.sh", "bench-node", &shells()[0]);
+    assert!(
+        !ep.command(&["ready"]).status().unwrap().success(),
+        "not started yet"
+    );
+    // A long splay: the first run is minutes away, the pod is Ready already
+    // (a rollout must not wait for every node's first run).
+    ep.set("NODEGUARD_LOOP_SPLAY", "100000");
+    let running = ep.spawn();
+    running.wait_for("the loop to start", |_, err| err.contains("starting:"));
+    let ready_file = ep.dir.join("state/ready");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ep.command(&["ready"]).status().unwrap().success());
+    assert!(ep.calls().is_empty());
+    running.terminate();
+}
+
+#[test]
 fn sigterm_during_the_sleep_exits_within_two_seconds() {
     for shell in shells() {
         let ep = Entrypoint::new("bench-node.sh", "bench-node", &shell);

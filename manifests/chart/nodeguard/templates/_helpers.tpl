@@ -216,7 +216,7 @@ tolerations:
 {{- end }}
 {{- end }}
 
-{{/* Readiness: the loop's last run succeeded (bootstrap: install-agent status). */}}
+{{/* Readiness: the last run did not fail (bootstrap: install-agent status, live). */}}
 {{- define "nodeguard.readiness" -}}
 readinessProbe:
   exec:
