@@ -1,7 +1,9 @@
-//! `cluster-report` entry point (not implemented yet).
+//! `cluster-report` entry point: parse the command line, run, exit.
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    nodeguard_common::exit::main_with(cluster_report::TOOL, || {
-        anyhow::bail!("not implemented yet")
-    })
+    let cli = cluster_report::Cli::parse();
+    nodeguard_common::logging::init();
+    nodeguard_common::exit::main_with(cluster_report::TOOL, || cluster_report::run(&cli))
 }

@@ -20,6 +20,7 @@ use nodeguard_common::process::{Cmd, Output};
 use serde::Serialize;
 
 use crate::namespaces::Enter;
+use crate::observe::SYSTEMCTL_BIN;
 
 /// The `PATH` host commands get (nothing else is inherited).
 pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -113,8 +114,8 @@ impl<E: Enter> NamespaceExec<E> {
     }
 }
 
-impl<E: Enter> HostExec for NamespaceExec<E> {
-    fn run(&self, cmd: &HostCommand) -> Result<Output> {
+impl<E: Enter> NamespaceExec<E> {
+    fn run_once(&self, cmd: &HostCommand) -> Result<Output> {
         let argv = if cmd.mutating && self.transient {
             transient_argv(cmd)
         } else {
@@ -137,6 +138,70 @@ impl<E: Enter> HostExec for NamespaceExec<E> {
         }
         self.enter.apply(run.command_mut());
         run.run()
+    }
+
+    /// Whether the host's systemd still has `unit` running (as opposed to a
+    /// finished unit it has not garbage-collected yet).
+    fn unit_is_running(&self, unit: &str) -> bool {
+        let query = HostCommand::query(
+            &[SYSTEMCTL_BIN, "is-active", "--", unit],
+            UNIT_QUERY_TIMEOUT,
+        );
+        self.run_once(&query)
+            .map(|out| {
+                let state = out.stdout_text();
+                matches!(
+                    state.trim(),
+                    "active" | "activating" | "deactivating" | "reloading"
+                )
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// How long to wait for systemd to collect a finished transient unit whose
+/// name we reuse.
+const UNIT_COLLECT_WAIT: Duration = Duration::from_secs(5);
+const UNIT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// systemd-run's complaint when a unit of that name is still loaded.
+fn unit_name_busy(out: &Output) -> bool {
+    !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("already loaded or has a fragment file")
+}
+
+impl<E: Enter> HostExec for NamespaceExec<E> {
+    fn run(&self, cmd: &HostCommand) -> Result<Output> {
+        let deadline = std::time::Instant::now() + UNIT_COLLECT_WAIT;
+        loop {
+            let out = self.run_once(cmd)?;
+            // Unit names are stable per agent and action, so the next run can
+            // find an orphan left by a killed one. `--collect` unloads a
+            // finished unit asynchronously: a second command moments later
+            // can find the name still taken. A unit that is still *running*
+            // is a real conflict and is reported; a finished one is reset
+            // and the start retried until systemd has collected it.
+            let Some(unit) = cmd
+                .unit
+                .as_deref()
+                .filter(|_| cmd.mutating && self.transient)
+            else {
+                return Ok(out);
+            };
+            if !unit_name_busy(&out)
+                || std::time::Instant::now() > deadline
+                || self.unit_is_running(unit)
+            {
+                return Ok(out);
+            }
+            log::debug!("transient unit {unit} not collected yet; retrying");
+            let reset = HostCommand::query(
+                &[SYSTEMCTL_BIN, "reset-failed", "--", unit],
+                UNIT_QUERY_TIMEOUT,
+            );
+            let _ = self.run_once(&reset);
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn uses_transient_units(&self) -> bool {
@@ -193,6 +258,25 @@ pub fn transient_argv(cmd: &HostCommand) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn output(code: i32, stderr: &str) -> Output {
+        use std::os::unix::process::ExitStatusExt;
+        Output {
+            display: "systemd-run".into(),
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_not_yet_collected_unit_name_is_recognised() {
+        let busy = "Failed to start transient service unit: Unit nodeguard-install-agent-x-package.service was already loaded or has a fragment file.";
+        assert!(unit_name_busy(&output(1, busy)));
+        assert!(!unit_name_busy(&output(1, "Job failed")));
+        assert!(!unit_name_busy(&output(0, busy)));
+    }
 
     #[test]
     fn transient_argv_waits_collects_pipes_and_bounds_the_unit() {

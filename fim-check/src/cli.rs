@@ -1,0 +1,144 @@
+//! Command-line arguments (every flag also reads a `NODEGUARD_*` variable).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nodeguard_common::cli::CommonArgs;
+use std::path::PathBuf;
+
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success (changes, if any, are in the report)
+  1  success, and the report has what --fail-on asked to fail on
+  2  error: nothing was reported (bad config, unreadable baseline, I/O error)
+  3  baseline refused: corrupt, truncated, edited, wrong --key-file, or not
+     authenticated although --key-file was given (possible tampering)
+  4  baseline refused: intact but made for another node, another config,
+     other --path limits, or in an unsupported format version (run init)";
+
+pub const ENVIRONMENT: &str = "Environment: every flag also reads a variable: NODEGUARD_HOST_ROOT,
+NODEGUARD_BASELINE, NODEGUARD_CONFIG, NODEGUARD_KEY_FILE, NODEGUARD_PATH,
+NODEGUARD_FORMAT, NODEGUARD_PRETTY, NODEGUARD_METRICS_FILE, NODEGUARD_NODE_NAME,
+NODEGUARD_MAX_READ_RATE, NODEGUARD_NICE, NODEGUARD_NO_IO_IDLE, NODEGUARD_THREADS,
+NODEGUARD_FAIL_ON, NODEGUARD_FORCE (see each command's --help).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fim-check",
+    version,
+    about = "File integrity monitoring for Kubernetes nodes: signed baselines, parallel SHA-256, JSON reports.",
+    after_help = format!("{ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Walk the selected files and write a new baseline.
+    #[command(after_help = EXIT_CODES)]
+    Init(InitArgs),
+    /// Compare the host with the baseline and report what changed.
+    #[command(after_help = EXIT_CODES)]
+    Check(ScanArgs),
+    /// Check, then accept the current state as the new baseline (the old
+    /// one is kept as <BASELINE>.prev).
+    #[command(after_help = EXIT_CODES)]
+    Update(ScanArgs),
+    /// Show a baseline's metadata, or with --path one recorded entry.
+    #[command(after_help = EXIT_CODES)]
+    Show(ShowArgs),
+    /// Print the built-in Kubernetes node policy (TOML) to start a config from.
+    DefaultConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Never exit 1.
+    None,
+    /// Exit 1 when anything was added, removed or changed.
+    Changes,
+    /// Exit 1 when some path could not be examined.
+    Errors,
+    /// Either.
+    Any,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The baseline file.
+    #[arg(long, env = "NODEGUARD_BASELINE", value_name = "FILE")]
+    pub baseline: PathBuf,
+
+    /// Policy file (TOML); default: the built-in Kubernetes node policy.
+    #[arg(long, env = "NODEGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// HMAC-SHA256 key file (e.g. a mounted Secret), at least 16 bytes;
+    /// trailing whitespace is ignored.
+    #[arg(long, env = "NODEGUARD_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Limit the scan to these paths (inside the host root); repeatable.
+    #[arg(
+        long = "path",
+        env = "NODEGUARD_PATH",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub paths: Vec<String>,
+
+    /// Cap on content read, in MB/s across all threads (0: unlimited).
+    #[arg(
+        long,
+        env = "NODEGUARD_MAX_READ_RATE",
+        value_name = "MB_PER_S",
+        default_value_t = 0.0
+    )]
+    pub max_read_rate: f64,
+
+    /// CPU niceness of the scan (0 keeps the current priority).
+    #[arg(long, env = "NODEGUARD_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
+
+    /// Keep the normal I/O priority instead of the idle class.
+    #[arg(long, env = "NODEGUARD_NO_IO_IDLE")]
+    pub no_io_idle: bool,
+
+    /// Hashing threads (default: all CPUs).
+    #[arg(long, env = "NODEGUARD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// When to exit 1.
+    #[arg(long, env = "NODEGUARD_FAIL_ON", value_enum, default_value_t = FailOn::None)]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Replace an existing baseline (otherwise init refuses to).
+    #[arg(long, env = "NODEGUARD_FORCE")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The baseline file.
+    #[arg(long, env = "NODEGUARD_BASELINE", value_name = "FILE")]
+    pub baseline: PathBuf,
+
+    /// HMAC-SHA256 key file to verify the baseline with.
+    #[arg(long, env = "NODEGUARD_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Show the entry recorded for this path.
+    #[arg(long, env = "NODEGUARD_PATH", value_name = "PATH")]
+    pub path: Option<String>,
+}

@@ -1,1 +1,0 @@
-//! Black-box tests for `cluster-report` (written with the tool).
