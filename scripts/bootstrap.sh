@@ -21,11 +21,36 @@ NG_TOOL=install-agent
 
 BOOTSTRAP_MODE=${NODEGUARD_LOOP_MODE:-install}
 
+# install-agent's own exit codes (install-agent --help): 3 a step failed,
+# 4 another run holds the host lock, 5 package checksum mismatch, 6 agent not
+# installed by nodeguard, 7 the host cannot get this agent (immutable OS, no
+# package manager or package). 7 is not a failure to retry quickly: the run
+# line says `unsupported`, the next try is a full interval later, and the pod
+# counts as ready so that such nodes do not hold up a rollout forever (the
+# report and the agent metrics still say the agent is missing).
+ng_classify() {
+    case $1 in
+        0) NG_STATUS=ok ;;
+        1) NG_STATUS=findings ;;
+        4) NG_STATUS=busy ;;
+        7) NG_STATUS=unsupported ;;
+        *) NG_STATUS=error ;;
+    esac
+}
+
 ng_cycle() {
     ng_run_tool "$BOOTSTRAP_MODE" "$BOOTSTRAP_MODE"
+    if [ "$NG_STATUS" = unsupported ]; then
+        : >"$NG_STATE_DIR/unsupported"
+    else
+        rm -f "$NG_STATE_DIR/unsupported"
+    fi
 }
 
 bootstrap_ready() {
+    if [ -e "${NODEGUARD_LOOP_STATE_DIR:-/run/nodeguard}/unsupported" ]; then
+        return 0
+    fi
     if [ "$BOOTSTRAP_MODE" = uninstall ]; then
         ng_ready
         return

@@ -38,8 +38,20 @@ NG_FAILURES=0
 
 ng_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
-# Milliseconds since the epoch; busybox date has no %N, so fall back to seconds.
+# A millisecond clock for durations: the kernel's uptime (monotonic, 10 ms
+# resolution, there in every container); GNU date's %N where /proc is not
+# mounted; whole seconds from busybox date as the last resort.
 ng_now_ms() {
+    if read -r ng_up _ </proc/uptime 2>/dev/null; then
+        case $ng_up in
+            *.??)
+                # Centiseconds without leading zeros (they would read as octal).
+                ng_cs=$(echo "$ng_up" | tr -d . | sed 's/^0*//')
+                echo $((${ng_cs:-0} * 10))
+                return
+                ;;
+        esac
+    fi
     ng_ms=$(date -u +%s%N 2>/dev/null)
     case $ng_ms in
         *[!0-9]* | '') ng_ms=$(($(date -u +%s) * 1000)) ;;
@@ -208,7 +220,10 @@ ng_setup() {
 
     trap 'ng_on_signal TERM' TERM
     trap 'ng_on_signal INT' INT
-    rm -f "$NG_STATE_DIR/ready"
+    # Ready from the start, unready after a failed run: a DaemonSet rollout
+    # waits for each new pod to be Ready, and waiting for a first run (after
+    # the splay) on every node would stretch a rollout over hours.
+    : >"$NG_STATE_DIR/ready"
 }
 
 # Delete all but the newest $NG_KEEP reports of one kind ($1: file prefix, $2: suffix).
@@ -311,7 +326,8 @@ ng_fail_run() {
 
 # ng_emit ACTION STARTED T0_MS REPORT ERROR: count the run and print its JSON line.
 ng_emit() {
-    case $NG_STATUS in ok | findings) NG_FAILURES=0 ;; *) NG_FAILURES=$((NG_FAILURES + 1)) ;; esac
+    # `unsupported` (a host the tool cannot serve) is an answer, not a failure to retry.
+    case $NG_STATUS in ok | findings | unsupported) NG_FAILURES=0 ;; *) NG_FAILURES=$((NG_FAILURES + 1)) ;; esac
     ng_t1=$(ng_now_ms)
     printf '{"schema_version":1,"tool":"%s","record":"entrypoint_run","component":"%s","action":"%s","node":"%s","timestamp":"%s","started_at":"%s","duration_ms":%s,"run":%s,"exit_code":%s,"status":"%s","consecutive_failures":%s,"report_path":%s,"error":%s}\n' \
         "$NG_TOOL" "$NG_COMPONENT" "$1" "$(ng_json_str "$NG_NODE")" "$(ng_now)" "$2" \
@@ -347,7 +363,8 @@ ng_next_delay() {
     echo $((ng_delay + $(ng_random "$NG_JITTER")))
 }
 
-# Readiness, for the kubelet's exec probe: the last run succeeded.
+# Readiness, for the kubelet's exec probe: the configuration is valid and the
+# last run, if any, did not fail.
 ng_ready() {
     NG_STATE_DIR=${NODEGUARD_LOOP_STATE_DIR:-/run/nodeguard}
     [ -f "$NG_STATE_DIR/ready" ]
@@ -355,7 +372,7 @@ ng_ready() {
 
 ng_mark_ready() {
     case $NG_STATUS in
-        ok | findings) : >"$NG_STATE_DIR/ready" ;;
+        ok | findings | unsupported) : >"$NG_STATE_DIR/ready" ;;
         *) rm -f "$NG_STATE_DIR/ready" ;;
     esac
 }

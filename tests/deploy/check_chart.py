@@ -20,6 +20,7 @@ The privilege claim:
   * hostPID only for bootstrap and bench-node; no hostNetwork, no hostIPC;
   * no host path is mounted read-write except nodeguard's own state
     directories, the textfile directory and the CRI socket; "/" never is;
+    the bootstrapper mounts none but those (it reads the host via /proc/1/root);
   * every container has requests and limits, a read-only root file system,
     drops ALL capabilities, no privilege escalation, RuntimeDefault seccomp;
   * no API token anywhere, no RBAC objects, no credentials in env, Secrets
@@ -147,6 +148,11 @@ def check_privileges(c, scen, values, docs):
         c.check(skips <= ALLOWED_SKIPS.get(comp, set()),
                 f"{name}: checkov skips {sorted(skips - ALLOWED_SKIPS.get(comp, set()))} are not documented")
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        if comp == "bootstrap":
+            # install-agent reads host files through /proc/1/root: no host mount.
+            paths = [v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v]
+            c.check(all(p.startswith(state + "/") or p == textfile for p in paths),
+                    f"{name}: no host path but results and metrics ({paths})")
         for ctr in containers(pod):
             cname = f"{name}/{ctr['name']}"
             sc = ctr.get("securityContext") or {}
@@ -255,8 +261,13 @@ def check_falco_rules(c, rules):
     text = json.dumps([r.get("condition", "") for r in rules])
     used = set(re.findall(r"\bnodeguard_[a-z_]+\b", text))
     c.check(used <= lists | macros, f"falco: undefined lists/macros {sorted(used - lists - macros)}")
-    c.check("allowed_processes" not in re.findall(r"\b([a-z_]+)\)", text) or "allowed_processes" in lists,
-            "falco: no undefined allowed_processes")
+    # Falco resolves names in load order: each must be defined above its use.
+    defined = set()
+    for r in rules:
+        used_here = set(re.findall(r"\b(nodeguard_[a-z_]+)\b", str(r.get("condition", ""))))
+        c.check(used_here <= defined, f"falco: {r.get('rule') or r.get('macro')} uses "
+                                      f"{sorted(used_here - defined)} before their definition")
+        defined |= {r[k] for k in ("list", "macro") if k in r}
 
 
 def check_rejections(c):
@@ -305,6 +316,16 @@ def yamllint(c, scen, text):
     proc = subprocess.run([sys.executable, "-m", "yamllint", "-d", conf, "-"], input=text, text=True,
                           capture_output=True)
     c.check(proc.returncode == 0, f"{scen}: yamllint\n{proc.stdout}{proc.stderr}")
+
+
+def yamllint_sources(c):
+    """The hand-written YAML: values, Chart.yaml, Falco rules, scenarios."""
+    files = [CHART / "values.yaml", CHART / "Chart.yaml", CHART / "files/falco/nodeguard_rules.yaml",
+             *sorted(SCENARIOS.glob("*.yaml"))]
+    conf = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, truthy: {check-keys: false}}}"
+    proc = subprocess.run([sys.executable, "-m", "yamllint", "-d", conf, *map(str, files)],
+                          capture_output=True, text=True)
+    c.check(proc.returncode == 0, f"yamllint of the chart's sources\n{proc.stdout}{proc.stderr}")
 
 
 def kube_validate(c, scen, docs):
@@ -361,6 +382,7 @@ def main():
     c = Checker()
 
     lint(c)
+    yamllint_sources(c)
     rendered = {}
     for scen, values in scenario_values():
         try:

@@ -124,8 +124,10 @@ tolerations:
   valueFrom:
     fieldRef:
       fieldPath: spec.nodeName
+{{- if not .noHostRoot }}
 - name: NODEGUARD_HOST_ROOT
   value: /host
+{{- end }}
 - name: NODEGUARD_LOOP_INTERVAL
   value: {{ .values.intervalSeconds | quote }}
 - name: NODEGUARD_LOOP_SPLAY
@@ -214,7 +216,7 @@ tolerations:
 {{- end }}
 {{- end }}
 
-{{/* Readiness: the loop's last run succeeded (bootstrap: install-agent status). */}}
+{{/* Readiness: the last run did not fail (bootstrap: install-agent status, live). */}}
 {{- define "nodeguard.readiness" -}}
 readinessProbe:
   exec:
