@@ -49,7 +49,7 @@ step "tests"
 cargo test --workspace --locked
 
 step "shellcheck"
-mapfile -t shell_files < <(git ls-files -- 'scripts/*' 'tests/*.sh' 'tests/setup/*.sh' 'bench/*.sh' '.ci/run' \
+mapfile -t shell_files < <(git ls-files -- 'scripts/*' 'tests/*.sh' 'tests/setup/*.sh' 'bench/*.sh' 'manifests/image/*.sh' '.ci/run' \
     | while read -r f; do head -n1 "$f" | grep -qE '^#!.*(ba|da)?sh' && echo "$f"; done)
 if [ "${#shell_files[@]}" -gt 0 ]; then
     shellcheck "${shell_files[@]}"
