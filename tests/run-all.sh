@@ -48,6 +48,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
+if [ "$(id -u)" -eq 0 ] && [ -z "${NODEGUARD_SKIP_IMAGE_E2E:-}" ]; then
+    # Builds the image offline (static musl binaries, busybox, the scripts)
+    # and runs every entrypoint once in it under real containerd.
+    step "image end-to-end"
+    sh tests/image-e2e.sh
+else
+    echo "SKIPPED image end-to-end: needs root (or NODEGUARD_SKIP_IMAGE_E2E is set)" >&2
+fi
+
 step "shellcheck"
 mapfile -t shell_files < <(git ls-files -- 'scripts/*' 'tests/*.sh' 'tests/setup/*.sh' 'bench/*.sh' 'manifests/image/*.sh' '.ci/run' \
     | while read -r f; do head -n1 "$f" | grep -qE '^#!.*(ba|da)?sh' && echo "$f"; done)
