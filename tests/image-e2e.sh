@@ -1,6 +1,6 @@
 #!/bin/sh
-# Opt-in end-to-end test of the image (not part of tests/run-all.sh: the
-# static release build alone takes minutes on 2 cores). As root:
+# End-to-end test of the image, run by tests/run-all.sh (and so by CI) as
+# root unless NODEGUARD_SKIP_IMAGE_E2E is set. As root:
 #
 #   sh tests/image-e2e.sh [--arch amd64|arm64]
 #
