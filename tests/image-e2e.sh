@@ -24,7 +24,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
     containerd runc umoci buildah busybox-static musl-tools binutils >/dev/null
-rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || {
+timeout 300 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || {
     echo "image-e2e: SKIPPED: rustup cannot add the musl target here" >&2
     exit 0
 }
@@ -44,7 +44,7 @@ expect() {
 if [ "$arch" = arm64 ]; then
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static >/dev/null
-    rustup target add aarch64-unknown-linux-musl >/dev/null 2>&1 || {
+    timeout 300 rustup target add aarch64-unknown-linux-musl >/dev/null 2>&1 || {
         echo "image-e2e: SKIPPED: rustup cannot add aarch64-unknown-linux-musl" >&2
         exit 0
     }
