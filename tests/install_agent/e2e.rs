@@ -109,6 +109,22 @@ fn ia(node: &Node, command: &str, profile: &Path, creds: &Path, extra: &[&str]) 
     cmd
 }
 
+/// A v1.0.0 test agent .deb taken from a path, its profile (with no usable
+/// rpm entry) and the credentials directory: the setup of the tests that
+/// exercise something other than fetching.
+fn deb_from_path(dir: &TestDir) -> (PathBuf, PathBuf) {
+    let (deb, sum) = agent_pkg::build_deb(dir.path(), "1.0.0");
+    let none = "0".repeat(64);
+    let profile = agent_pkg::profile(
+        dir.path(),
+        "p.toml",
+        "1.0.0",
+        &Source::Path(&deb, &sum),
+        &Source::Path(Path::new("/x.rpm"), &none),
+    );
+    (profile, write_creds(dir, false))
+}
+
 fn write_creds(dir: &TestDir, with_proxy: bool) -> PathBuf {
     dir.write("creds/token", format!("{TOKEN}\n"));
     if with_proxy {
@@ -191,16 +207,7 @@ fn a_run_killed_mid_install_is_recovered_by_the_next() {
     let _slot = node_slot();
     let dir = TestDir::new("ia-e2e-kill");
     let mut t = Transcript::default();
-    let (deb, sum) = agent_pkg::build_deb(dir.path(), "1.0.0");
-    let none = "0".repeat(64);
-    let profile = agent_pkg::profile(
-        dir.path(),
-        "p.toml",
-        "1.0.0",
-        &Source::Path(&deb, &sum),
-        &Source::Path(Path::new("/x.rpm"), &none),
-    );
-    let creds = write_creds(&dir, false);
+    let (profile, creds) = deb_from_path(&dir);
     // The package's postinst sleeps while this marker exists.
     let node = Node::boot("kill", &rootfs, |root| {
         fs::write(root.join("etc/tinyagent-slow-postinst"), "").unwrap();
@@ -289,16 +296,7 @@ fn installs_with_only_sys_admin_sys_chroot_sys_ptrace_in_the_bounding_set() {
     let _slot = node_slot();
     let dir = TestDir::new("ia-e2e-caps");
     let mut t = Transcript::default();
-    let (deb, sum) = agent_pkg::build_deb(dir.path(), "1.0.0");
-    let none = "0".repeat(64);
-    let profile = agent_pkg::profile(
-        dir.path(),
-        "p.toml",
-        "1.0.0",
-        &Source::Path(&deb, &sum),
-        &Source::Path(Path::new("/x.rpm"), &none),
-    );
-    let creds = write_creds(&dir, false);
+    let (profile, creds) = deb_from_path(&dir);
     let node = Node::boot("caps", &rootfs, |_| {});
     let bounded = |args: &[&str]| {
         let mut cmd = Command::new("setpriv");
