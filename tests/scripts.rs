@@ -721,17 +721,7 @@ fn bench_node_entrypoint_with_the_real_bench_node() {
     ep.set("NODEGUARD_HOST_ROOT", host.to_str().unwrap())
         .set("NODEGUARD_PROC_DIR", proc_dir.to_str().unwrap());
     let out = ep.once();
-    assert!(out.code == 0 || out.code == 1, "{out:?}");
-    let run = &out.run_lines()[0];
-    assert!(
-        run["status"] == "ok" || run["status"] == "findings",
-        "{run}"
-    );
-    assert!(
-        out.stdout.lines().count() > 1,
-        "the tool's records come first: {}",
-        out.stdout
-    );
+    assert_one_successful_run_after_the_tools_records(&out);
     assert!(metrics(&ep, "bench-node").contains("nodeguard_bench_node_checks"));
 }
 
@@ -839,17 +829,7 @@ fn scan_images_entrypoint_with_the_real_scan_images() {
         .set("NODEGUARD_CACHE_DIR", d.join("cache").to_str().unwrap())
         .set("FAKE_CRICTL_DIR", crictl_dir.to_str().unwrap());
     let out = ep.once();
-    assert!(out.code == 0 || out.code == 1, "{out:?}");
-    let run = &out.run_lines()[0];
-    assert!(
-        run["status"] == "ok" || run["status"] == "findings",
-        "{run}"
-    );
-    assert!(
-        out.stdout.lines().count() > 1,
-        "the tool's records come first: {}",
-        out.stdout
-    );
+    assert_one_successful_run_after_the_tools_records(&out);
     // Per-image reports beside the cycle's report, metrics for the textfile collector.
     let images = ep.dir.join("results/images");
     assert!(
@@ -863,4 +843,20 @@ fn scan_images_entrypoint_with_the_real_scan_images() {
     assert!(fs::read_to_string(d.join("trivy.log"))
         .unwrap_or_default()
         .contains("ARGV"));
+}
+
+/// One cycle with a real tool: exit 0 or 1, the run line says `ok` or
+/// `findings`, and the tool's own JSONL records come before it.
+fn assert_one_successful_run_after_the_tools_records(out: &Output) {
+    assert!(out.code == 0 || out.code == 1, "{out:?}");
+    let run = &out.run_lines()[0];
+    assert!(
+        run["status"] == "ok" || run["status"] == "findings",
+        "{run}"
+    );
+    assert!(
+        out.stdout.lines().count() > 1,
+        "the tool's records come first: {}",
+        out.stdout
+    );
 }

@@ -288,11 +288,7 @@ fn crio_images_are_scanned_through_a_running_root() {
         .dir
         .join("hostroot/var/lib/containers/storage/overlay/3f1c/merged");
     std::fs::create_dir_all(&root).unwrap();
-    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&root).unwrap());
-    let (major, minor) = (
-        (dev >> 8) & 0xfff | (dev >> 32) & !0xfff,
-        dev & 0xff | (dev >> 12) & !0xff,
-    );
+    let (major, minor) = device_numbers(&root);
     node.dir.write(
         "hostroot/proc/1/mountinfo",
         format!(
@@ -374,11 +370,7 @@ fn missing_layer_blobs_fall_back_to_the_running_root() {
         .dir
         .join("hostroot/run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs");
     std::fs::create_dir_all(&root).unwrap();
-    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&root).unwrap());
-    let (major, minor) = (
-        (dev >> 8) & 0xfff | (dev >> 32) & !0xfff,
-        dev & 0xff | (dev >> 12) & !0xff,
-    );
+    let (major, minor) = device_numbers(&root);
     node.dir.write(
         "hostroot/proc/1/mountinfo",
         format!("99 1 {major}:{minor} / /run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs rw - overlay overlay rw\n"),
@@ -405,4 +397,11 @@ fn missing_layer_blobs_fall_back_to_the_running_root() {
     assert_eq!(nginx["source"], "rootfs");
     assert_eq!(nginx["scan_target"], root.to_str().unwrap());
     assert_eq!(node.trivy_scans().len(), 3);
+}
+
+/// The major and minor numbers of the device holding `path`, as
+/// `/proc/<pid>/mountinfo` prints them.
+fn device_numbers(path: &std::path::Path) -> (u64, u64) {
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(path).unwrap());
+    (nix::sys::stat::major(dev), nix::sys::stat::minor(dev))
 }
