@@ -126,7 +126,8 @@ pub struct Cli {
     #[arg(long, env = "NODEGUARD_SKIP_DB_UPDATE")]
     pub skip_db_update: bool,
 
-    /// Do not fetch Trivy's Java DB (jar findings then fail for images with jars).
+    /// Do not fetch Trivy's Java DB; Java archives (.jar, .war, .ear, …) are
+    /// then skipped, so only OS and other language packages are judged.
     #[arg(long, env = "NODEGUARD_SKIP_JAVA_DB")]
     pub skip_java_db: bool,
 

@@ -44,6 +44,16 @@ pub const HOST_SKIP_DIRS: &[&str] = &[
     "var/lib/rancher/k3s/agent/containerd",
 ];
 
+/// Java archives, which Trivy's jar analyzer can only judge with the Java DB.
+/// Without that DB (`--skip-java-db`) Trivy aborts the whole image scan on
+/// the first jar ("Unable to initialize the Java DB: '--skip-java-db-update'
+/// cannot be specified on the first run"), so they are skipped instead and
+/// the OS packages are still scanned (found by bench/trivy-memory.sh on an
+/// image with OpenJDK and Maven).
+pub const JAVA_ARCHIVE_GLOBS: &[&str] = &[
+    "**/*.jar", "**/*.war", "**/*.ear", "**/*.par", "**/*.jpi", "**/*.hpi",
+];
+
 /// Settings shared by every Trivy run of a cycle.
 #[derive(Debug, Clone)]
 pub struct TrivyConfig {
@@ -175,6 +185,10 @@ pub fn scan_args(
         "--offline-scan",
     ] {
         push(flag);
+    }
+    if cfg.skip_java_db {
+        push("--skip-files");
+        push(&JAVA_ARCHIVE_GLOBS.join(","));
     }
     push("--timeout");
     push(&format!("{}s", cfg.timeout.as_secs().max(1)));
@@ -437,6 +451,42 @@ mod tests {
         args.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn without_the_java_db_java_archives_are_skipped_not_fatal() {
+        let target = ScanTarget::Containerd {
+            address: "/run/containerd/containerd.sock".into(),
+            reference: "localhost/big:1".into(),
+        };
+        let with_db = strings(&scan_args(
+            &cfg(),
+            &target,
+            Path::new("/c"),
+            Path::new("/r"),
+        ));
+        assert!(
+            !with_db.contains(&"--skip-files".to_string()),
+            "{with_db:?}"
+        );
+        let no_db = TrivyConfig {
+            skip_java_db: true,
+            ..cfg()
+        };
+        let args = strings(&scan_args(
+            &no_db,
+            &target,
+            Path::new("/c"),
+            Path::new("/r"),
+        ));
+        let at = args
+            .iter()
+            .position(|a| a == "--skip-files")
+            .expect("--skip-files");
+        let globs = &args[at + 1];
+        for glob in ["**/*.jar", "**/*.war", "**/*.ear"] {
+            assert!(globs.split(',').any(|g| g == glob), "{globs}");
+        }
     }
 
     #[test]
