@@ -43,16 +43,21 @@ pub struct Envelope<'a> {
 }
 
 /// Reads every source into one [`Cluster`], chunks in parallel: each
-/// worker folds its chunks into its own cluster, merged at the end.
-pub fn read_sources(sources: &[Source]) -> Result<Cluster> {
+/// worker folds its chunks into its own cluster, merged at the end. Runs
+/// dated after `horizon` are kept apart as future-dated.
+pub fn read_sources(sources: &[Source], horizon: Option<f64>) -> Result<Cluster> {
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     input::chunks(sources)
         .par_bridge()
-        .try_fold(Cluster::default, |mut cluster, chunk| {
-            let chunk = chunk?;
-            read_chunk_into(&mut cluster, &chunk, &names[chunk.source]);
-            Ok::<_, anyhow::Error>(cluster)
-        })
+        .try_fold(
+            || Cluster::with_horizon(horizon),
+            |mut cluster, chunk| {
+                let chunk = chunk?;
+                let name = names.get(chunk.source).map_or("<input>", String::as_str);
+                read_chunk_into(&mut cluster, &chunk, name);
+                Ok::<_, anyhow::Error>(cluster)
+            },
+        )
         .try_reduce(Cluster::default, |a, b| Ok(a.merge(b)))
 }
 

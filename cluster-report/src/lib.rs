@@ -12,6 +12,18 @@
 //! FIM changes per node, agent status per node) and, with `--html`, one
 //! self-contained page for people.
 
+// Input-derived values must not panic or wrap: no unchecked indexing or
+// lossy casts outside the tests.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used
+    )
+)]
+
 pub mod html;
 pub mod input;
 pub mod jsonl;
@@ -37,7 +49,8 @@ pub const TOOL: &str = "cluster-report";
 /// Schema of the report body (bumped when a key changes meaning).
 pub const SCHEMA_VERSION: u32 = 1;
 
-const AFTER_HELP: &str = "Examples:\n  kubectl logs -n nodeguard -l app.kubernetes.io/part-of=nodeguard --prefix --tail=-1 | cluster-report - --html report.html\n  cluster-report /mnt/audit-bucket/nodeguard/ --stale-after 3h --pretty\n  cluster-report --prometheus http://prometheus-operated.monitoring:9090 --output /reports/cluster.json --html /reports/cluster.html\n\nExit codes:\n  0  success (findings, if any, are in the report)\n  1  success, and a --fail-on condition holds\n  2  error: nothing was reported (the message on stderr names the input or URL)";
+const AFTER_HELP: &str = "Examples:\n  kubectl logs -n nodeguard -l app.kubernetes.io/part-of=nodeguard --prefix --tail=-1 | cluster-report - --html report.html\n  cluster-report /mnt/audit-bucket/nodeguard/ --stale-after 3h --pretty\n  cluster-report --prometheus http://prometheus-operated.monitoring:9090 --output /reports/cluster.json --html /reports/cluster.html\n\nExit codes:\n  0  success (findings, if any, are in the report)\n  1  success, and a --fail-on condition holds\n  2  error: nothing was reported (the message on stderr names the input or URL;
+     devices, sockets and over-long lines or files are refused)";
 
 /// Conditions that make the exit code 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +102,12 @@ pub struct Cli {
     /// A tool whose last success is older than this is stale.
     #[arg(long, env = "NODEGUARD_STALE_AFTER", default_value = "2h", value_parser = humantime::parse_duration)]
     pub stale_after: Duration,
+
+    /// A run dated later than now plus this is future-dated (a node's wrong
+    /// clock, or a forged record): it never replaces the node's newest
+    /// plausible run, and the report lists it under `clock_skew`.
+    #[arg(long, env = "NODEGUARD_CLOCK_SKEW_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub clock_skew_tolerance: Duration,
 
     /// File listing the nodes that should report, one per line (`kubectl get
     /// nodes -o name` output works); the others are listed as missing.
@@ -143,10 +162,17 @@ pub fn run(cli: &Cli) -> Result<u8> {
         .or_else(hostname)
         .unwrap_or_else(|| "unknown".to_owned());
     let ctx = RunContext::new(TOOL, env!("CARGO_PKG_VERSION"), node);
+    let options = ViewOptions {
+        now,
+        stale_after: cli.stale_after.as_secs_f64(),
+        top_images: cli.top_images,
+        clock_skew_tolerance: cli.clock_skew_tolerance.as_secs_f64(),
+    };
+    let horizon = Some(options.horizon());
 
     let (mut cluster, kind, inputs) = match &cli.prometheus {
         Some(url) => (
-            read_prometheus(cli, url)?,
+            read_prometheus(cli, url, horizon)?,
             "prometheus",
             vec![nodeguard_common::redact::redact_url_userinfo(url)],
         ),
@@ -155,7 +181,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
                 bail!("nothing to read: give JSON Lines inputs (files, directories, '-' for stdin) or --prometheus URL");
             }
             let (sources, skipped) = input::expand(&cli.inputs)?;
-            let mut cluster = jsonl::read_sources(&sources)?;
+            let mut cluster = jsonl::read_sources(&sources, horizon)?;
             for path in skipped {
                 cluster.warn(format!("{path}: not read (only *.jsonl, *.ndjson, *.json, *.log; decompress rotated logs into stdin)"));
             }
@@ -178,11 +204,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
             cluster.stats.malformed_lines
         );
     }
-    let options = ViewOptions {
-        now,
-        stale_after: cli.stale_after.as_secs_f64(),
-        top_images: cli.top_images,
-    };
     let view = view::build(cluster, kind, inputs, &options);
 
     if let Some(path) = &cli.html {
@@ -217,11 +238,10 @@ fn write_output(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn read_prometheus(cli: &Cli, url: &str) -> Result<model::Cluster> {
+fn read_prometheus(cli: &Cli, url: &str, horizon: Option<f64>) -> Result<model::Cluster> {
     let bearer_token = match &cli.prometheus_token_file {
         Some(path) => {
-            let token = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read token file {}", path.display()))?
+            let token = input::open::read_text(path, input::open::MAX_TOKEN_BYTES, "token file")?
                 .trim()
                 .to_owned();
             nodeguard_common::redact::register_secret(&token);
@@ -236,14 +256,13 @@ fn read_prometheus(cli: &Cli, url: &str) -> Result<model::Cluster> {
         timeout: cli.prometheus_timeout,
         node_label: cli.node_label.clone(),
     };
-    prometheus::read(&endpoint)
+    prometheus::read(&endpoint, horizon)
 }
 
 /// Node names, one per line; `node/` prefixes (kubectl -o name), blanks and
 /// `#` comments are ignored.
 fn read_node_list(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read node list {}", path.display()))?;
+    let text = input::open::read_text(path, input::open::MAX_NODE_LIST_BYTES, "node list")?;
     Ok(text
         .lines()
         .map(str::trim)
