@@ -7,6 +7,8 @@
 //!
 //! - [`exit`]: the exit-code contract (0 ok, 1 findings at/above `--fail-on`,
 //!   2+ error) and the `main` wrapper that maps errors to it;
+//! - [`finish`]: the one way a run ends: metrics file first, then the
+//!   report, so a failure is exit 2 with nothing on stdout;
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
 //! - [`hostroot`]: path resolution that never escapes the host root;
@@ -21,6 +23,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod exit;
+pub mod finish;
 pub mod hostroot;
 pub mod logging;
 pub mod metrics;
