@@ -12,6 +12,7 @@
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
 //! - [`hostroot`]: path resolution that never escapes the host root;
+//! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
 //! - [`process`]: subprocesses with timeouts that kill the process group;
 //! - [`redact`]: secret values scrubbed from logs, errors and captured output;
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod exit;
 pub mod finish;
 pub mod hostroot;
+pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod process;
