@@ -7,9 +7,12 @@
 //!
 //! - [`exit`]: the exit-code contract (0 ok, 1 findings at/above `--fail-on`,
 //!   2+ error) and the `main` wrapper that maps errors to it;
+//! - [`finish`]: the one way a run ends: metrics file first, then the
+//!   report, so a failure is exit 2 with nothing on stdout;
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
 //! - [`hostroot`]: path resolution that never escapes the host root;
+//! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
 //! - [`process`]: subprocesses with timeouts that kill the process group;
 //! - [`redact`]: secret values scrubbed from logs, errors and captured output;
@@ -21,7 +24,9 @@
 pub mod atomic;
 pub mod cli;
 pub mod exit;
+pub mod finish;
 pub mod hostroot;
+pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod process;
