@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use crate::cmdline::split_cmdline;
 use crate::definitions::Component;
 
-/// The longest command line we read (the kernel allows far more; a
-/// component's argv is a few KiB).
+/// The longest command line or environment we read (a component's argv is
+/// a few KiB; more is not a Kubernetes component, and is skipped).
 const MAX_CMDLINE: u64 = 1 << 20;
+/// The longest `cgroup` file we read (one line per hierarchy).
+const MAX_CGROUP: u64 = 64 << 10;
 
 /// What a process is, as far as the checks care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +116,7 @@ pub fn scan(proc_dir: &Path) -> std::io::Result<Vec<Process>> {
             continue;
         }
         let dir = entry.path();
-        let Ok(raw) = read_limited(&dir.join("cmdline")) else {
+        let Ok(raw) = read_proc_file(&dir.join("cmdline"), MAX_CMDLINE) else {
             continue;
         };
         let argv = split_cmdline(&raw);
@@ -140,13 +142,12 @@ pub fn scan(proc_dir: &Path) -> std::io::Result<Vec<Process>> {
     Ok(found)
 }
 
-fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    fs::File::open(path)?
-        .take(MAX_CMDLINE)
-        .read_to_end(&mut buf)?;
-    Ok(buf)
+/// Reads a `<proc>/<pid>/…` file: opened non-blocking, refused unless a
+/// regular file (a FIFO or device planted in a fake or hostile `/proc`
+/// must neither block nor stream gigabytes), at most `max` bytes (more is
+/// an error, not a truncated read).
+fn read_proc_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    nodeguard_common::input::read_regular_file(path, max)
 }
 
 /// Whether `proc_dir` holds any process directory at all (a `/proc` that is
@@ -163,7 +164,8 @@ pub fn has_processes(proc_dir: &Path) -> bool {
 
 /// `/proc/<pid>/environ` as `KEY=value` pairs (for etcd's `ETCD_*`).
 pub fn environ(proc_dir: &Path, pid: u32) -> Vec<(String, String)> {
-    let Ok(raw) = read_limited(&proc_dir.join(pid.to_string()).join("environ")) else {
+    let Ok(raw) = read_proc_file(&proc_dir.join(pid.to_string()).join("environ"), MAX_CMDLINE)
+    else {
         return Vec::new();
     };
     String::from_utf8_lossy(&raw)
@@ -176,7 +178,8 @@ pub fn environ(proc_dir: &Path, pid: u32) -> Vec<(String, String)> {
 /// The systemd unit a process runs in, from its cgroup path
 /// (`0::/system.slice/kubelet.service`).
 pub fn systemd_unit(proc_dir: &Path, pid: u32) -> Option<String> {
-    let text = fs::read_to_string(proc_dir.join(pid.to_string()).join("cgroup")).ok()?;
+    let raw = read_proc_file(&proc_dir.join(pid.to_string()).join("cgroup"), MAX_CGROUP).ok()?;
+    let text = String::from_utf8(raw).ok()?;
     text.lines().find_map(|line| {
         let path = line.rsplit(':').next()?;
         path.split('/')
@@ -233,5 +236,19 @@ mod tests {
             Some("kubelet.service")
         );
         assert_eq!(systemd_unit(dir.path(), 43), None);
+    }
+
+    #[test]
+    fn devices_and_oversized_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("42")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("42/environ")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("42/cgroup")).unwrap();
+        assert!(environ(dir.path(), 42).is_empty());
+        assert_eq!(systemd_unit(dir.path(), 42), None);
+        let big = vec![b'a'; usize::try_from(MAX_CMDLINE).unwrap() + 1];
+        std::fs::create_dir_all(dir.path().join("43")).unwrap();
+        std::fs::write(dir.path().join("43/cmdline"), big).unwrap();
+        assert!(read_proc_file(&dir.path().join("43/cmdline"), MAX_CMDLINE).is_err());
     }
 }
