@@ -25,6 +25,10 @@ fn after_help() -> String {
             exit::ERROR,
             "no runtime socket, crictl failed or printed garbage, no vulnerability DB,\nmetrics file not writable",
         ),
+        (
+            crate::exit::ALL_SCANS_FAILED,
+            "every scan attempted failed (the report is printed and names each\nfailure)",
+        ),
     ])
 }
 

@@ -22,13 +22,15 @@
 //!    JSON document ([`report`]).
 //!
 //! Exit codes: 0 success (per-image failures are data), 1 a finding at or
-//! above `--fail-on`, 2 error with no report.
+//! above `--fail-on`, 2 error with no report, 3 every scan attempted failed
+//! (the report names each failure; see [`exit`]).
 
 pub mod cache;
 pub mod cli;
 pub mod crictl;
 pub mod discover;
 pub mod endpoint;
+pub mod exit;
 pub mod inventory;
 pub mod metrics;
 pub mod report;
@@ -45,7 +47,6 @@ use std::sync::atomic::AtomicU32;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use nodeguard_common::exit;
 use nodeguard_common::finish::{self, Finish};
 use nodeguard_common::HostRoot;
 
@@ -71,12 +72,30 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         let metrics = metrics::build(&report, db_time, SystemTime::now());
         let rendered = finish::render(&ctx, &report, cli.common.format, cli.common.pretty)?;
         finish.publish(out, &rendered, &metrics, true)?;
-        Ok(if report.summary.fail_on_triggered {
-            exit::FINDINGS
-        } else {
-            exit::SUCCESS
-        })
+        Ok(exit_code(&report))
     })
+}
+
+/// The run's exit code once the report is out.
+fn exit_code(report: &ScanReport) -> u8 {
+    if exit::all_scans_failed(&report.images, report.host.as_ref()) {
+        log::error!(
+            "every scan failed ({} images{}): the report names each failure; exit {}",
+            report.summary.failed,
+            if report.host.is_some() {
+                " and the host"
+            } else {
+                ""
+            },
+            exit::ALL_SCANS_FAILED
+        );
+        return exit::ALL_SCANS_FAILED;
+    }
+    if report.summary.fail_on_triggered {
+        nodeguard_common::exit::FINDINGS
+    } else {
+        nodeguard_common::exit::SUCCESS
+    }
 }
 
 /// crictl with the endpoint from `--runtime-endpoint` or found under the

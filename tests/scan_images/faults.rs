@@ -1,7 +1,7 @@
 //! Every failure the issue names, against stand-in crictl/trivy: each is
 //! named, nothing is half-written, and one image never stops the others.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -316,4 +316,59 @@ fn an_unwritable_metrics_file_is_an_error_with_no_report() {
         "{}",
         result.stderr
     );
+}
+
+/// Regression: `--trivy ./trivy` (and a relative `--crictl`) failed every
+/// image with "program not found" (Trivy runs in its work directory), and
+/// the run still exited 0. Relative paths are resolved at start.
+#[test]
+fn relative_program_paths_are_resolved_first() {
+    let node = Node::containerd();
+    let crictl = node.dir.write(
+        "bin/crictl",
+        std::fs::read(Node::stand_in("crictl")).unwrap(),
+    );
+    std::fs::set_permissions(&crictl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let d = node.dir.path();
+    let mut cmd = harness::tool("scan-images");
+    cmd.current_dir(d)
+        .args(["--crictl", "./bin/crictl", "--trivy", "./bin/trivy"])
+        .args([
+            "--runtime-endpoint",
+            "unix:///run/containerd/containerd.sock",
+        ])
+        .arg("--host-root")
+        .arg(d.join("hostroot"))
+        .args(["--node-name", "node-1", "--skip-java-db"])
+        .arg("--cache-dir")
+        .arg(d.join("cache"))
+        .arg("--output-dir")
+        .arg(d.join("out"))
+        .env("FAKE_CRICTL_DIR", d.join("crictl"))
+        .env("FAKE_CRICTL_LOG", d.join("crictl.log"));
+    let result = harness::run(&mut cmd);
+    result.assert_code(0);
+    let report = result.json();
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(image(&report, "nginx:1.27")["status"], "scanned");
+}
+
+/// Regression: when every scan failed the run exited 0, as if the node
+/// were clean. It exits 3, with the report naming each failure.
+#[test]
+fn every_scan_failing_exits_3_with_the_report() {
+    let node = Node::containerd();
+    let result = harness::run(&mut node.cmd_with_trivy("crash", ""));
+    result.assert_code(3);
+    let report = result.json();
+    assert_eq!(report["summary"]["scanned"], 0);
+    assert!(report["summary"]["failed"].as_u64().unwrap() > 0);
+    assert!(
+        result.stderr.contains("every scan failed"),
+        "{}",
+        result.stderr
+    );
+    // One image scanned is enough for a normal exit.
+    let result = harness::run(&mut node.cmd_with_trivy("crash", "redis"));
+    result.assert_code(0);
 }
