@@ -1,7 +1,7 @@
 //! Every failure the issue names, against stand-in crictl/trivy: each is
 //! named, nothing is half-written, and one image never stops the others.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
