@@ -74,7 +74,7 @@ pub fn container_rootfs(host_root: &Path, pid: u32) -> Result<PathBuf> {
         .dev();
     let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
     let table_path = host_root.join("proc/1/mountinfo");
-    let table = std::fs::read_to_string(&table_path)
+    let table = nodeguard_common::input::read_regular_file_to_string(&table_path, 64 << 20)
         .with_context(|| format!("reading the host's mount table {}", table_path.display()))?;
     // A container's root is its own mount, never the host's `/`; among
     // several mounts of the device the deepest is the container's.
