@@ -28,6 +28,7 @@ pub mod finish;
 pub mod hostroot;
 pub mod input;
 pub mod logging;
+pub mod lsm;
 pub mod metrics;
 pub mod process;
 pub mod redact;
