@@ -693,6 +693,7 @@ doc = "new"
             flags_override_config: true,
             env: BTreeMap::new(),
             root,
+            view: None,
         };
         Facts {
             layout: Layout::Plain,

@@ -28,6 +28,7 @@ pub mod definitions;
 pub mod facts;
 pub mod files;
 pub mod layout;
+pub mod mounts;
 pub mod procs;
 pub mod report;
 pub mod value;

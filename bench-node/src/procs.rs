@@ -189,6 +189,29 @@ pub fn systemd_unit(proc_dir: &Path, pid: u32) -> Option<String> {
     })
 }
 
+/// The chart values that lift bench-node's confinement when an LSM denies
+/// it another process's `/proc/<pid>/root`.
+pub const LSM_VALUES: nodeguard_common::lsm::ChartValues<'static> =
+    nodeguard_common::lsm::ChartValues {
+        apparmor: "benchNode.appArmorProfile",
+        selinux: "benchNode.seLinuxType",
+    };
+
+/// One line for a failure to open `/proc/<pid>/root`: an `EACCES`/`EPERM`
+/// names the LSM that likely denied it and the chart value that fixes it;
+/// anything else says the host's paths are read instead.
+pub fn proc_root_error(
+    src: &dyn nodeguard_common::lsm::LsmSource,
+    path: &Path,
+    err: &std::io::Error,
+) -> String {
+    let fallback = "its paths are read on the host instead";
+    match nodeguard_common::lsm::diagnose_with(src, path, err, &LSM_VALUES) {
+        Some(line) => format!("{line} ({fallback})"),
+        None => format!("cannot open {}: {err} ({fallback})", path.display()),
+    }
+}
+
 /// The directory through which a process's own filesystem view is reached.
 pub fn process_root(proc_dir: &Path, pid: u32) -> PathBuf {
     proc_dir.join(pid.to_string()).join("root")
@@ -236,6 +259,64 @@ mod tests {
             Some("kubelet.service")
         );
         assert_eq!(systemd_unit(dir.path(), 43), None);
+    }
+
+    struct Fake(&'static [(&'static str, &'static str)]);
+
+    impl nodeguard_common::lsm::LsmSource for Fake {
+        fn read(&self, path: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, text)| (*text).to_owned())
+        }
+    }
+
+    const CAPS: (&str, &str) = (
+        nodeguard_common::lsm::SELF_STATUS,
+        "CapEff:\t00000000a80c25fb\n",
+    );
+
+    #[test]
+    fn a_denied_proc_root_names_the_lsm_and_the_chart_value() {
+        use nodeguard_common::lsm::{ATTR_CURRENT, LSM_LIST};
+        let path = Path::new("/host/proc/812/root");
+        let eacces = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        let apparmor = Fake(&[
+            (LSM_LIST, "capability,apparmor"),
+            (ATTR_CURRENT, "cri-containerd.apparmor.d (enforce)"),
+            CAPS,
+        ]);
+        let line = proc_root_error(&apparmor, path, &eacces);
+        assert!(
+            line.contains("AppArmor") && line.contains("benchNode.appArmorProfile"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        let selinux = Fake(&[
+            (LSM_LIST, "selinux"),
+            (ATTR_CURRENT, "system_u:system_r:container_t:s0:c1,c2"),
+            CAPS,
+        ]);
+        let eperm = std::io::Error::from_raw_os_error(nix::libc::EPERM);
+        let line = proc_root_error(&selinux, path, &eperm);
+        assert!(
+            line.contains("SELinux") && line.contains("benchNode.seLinuxType"),
+            "{line}"
+        );
+        let line = proc_root_error(&Fake(&[CAPS]), path, &eacces);
+        assert!(
+            line.contains("AppArmor or SELinux")
+                && line.contains("benchNode.appArmorProfile")
+                && line.contains("benchNode.seLinuxType"),
+            "{line}"
+        );
+        let enoent = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        let line = proc_root_error(&apparmor, path, &enoent);
+        assert!(
+            !line.contains("AppArmor") && line.contains("812/root"),
+            "{line}"
+        );
     }
 
     #[test]
