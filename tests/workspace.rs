@@ -266,3 +266,75 @@ fn a_special_metrics_file_is_refused_without_hanging() {
 /// Long enough for a debug build on a loaded 2-core machine; a hang is far
 /// longer.
 const LIMIT: Duration = Duration::from_secs(60);
+
+/// One line per error: a TOML syntax or schema error is `tool: error: …
+/// path:line:column: message` on a single stderr line, not the parser's
+/// multi-line snippet (log shippers split those).
+#[test]
+fn toml_errors_are_one_line_with_path_line_and_column() {
+    let dir = TestDir::new("ws-toml");
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    let bad_syntax = dir.write("syntax.toml", "# policy\n[[rule]]\npath = \n");
+    let bad_key = dir.write(
+        "key.toml",
+        "[[rule]]\npath = \"/\"\nattributes = \"content\"\n  frobnicate = 1\n",
+    );
+    let cases: Vec<(&str, Command, String)> = vec![
+        (
+            "fim-check",
+            fim_with_config(&dir, &bad_syntax),
+            format!("{}:3:", bad_syntax.display()),
+        ),
+        (
+            "fim-check",
+            fim_with_config(&dir, &bad_key),
+            format!("{}:4:3:", bad_key.display()),
+        ),
+        (
+            "install-agent",
+            agent_with_profile(&dir, &bad_syntax),
+            format!("{}:3:", bad_syntax.display()),
+        ),
+        (
+            "install-agent",
+            agent_with_profile(
+                &dir,
+                &dir.write("p.toml", "name = \"x\"\n\nservise = \"x\"\n"),
+            ),
+            format!("{}:3:1:", dir.join("p.toml").display()),
+        ),
+    ];
+    for (name, mut cmd, position) in cases {
+        let r = run_within(&mut cmd, LIMIT);
+        r.assert_code(2);
+        assert!(r.stdout.is_empty(), "{name}: {}", r.stdout);
+        assert_eq!(r.stderr.lines().count(), 1, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!("{name}: error: ")) && r.stderr.contains(&position),
+            "{name}: wanted {position}: {}",
+            r.stderr
+        );
+    }
+}
+
+fn fim_with_config(dir: &TestDir, config: &Path) -> Command {
+    let mut c = tool("fim-check");
+    c.arg("init")
+        .arg("--host-root")
+        .arg(dir.join("root"))
+        .arg("--baseline")
+        .arg(dir.join("baseline"))
+        .arg("--config")
+        .arg(config)
+        .args(["--node-name", "n", "--nice", "0"]);
+    c
+}
+
+fn agent_with_profile(dir: &TestDir, profile: &Path) -> Command {
+    let mut c = tool("install-agent");
+    c.args(["plan", "--profile"])
+        .arg(profile)
+        .arg("--host-root")
+        .arg(dir.join("root"));
+    c
+}
