@@ -128,9 +128,32 @@ where
     C: clap::Parser,
     F: FnOnce(&C, &mut dyn std::io::Write) -> anyhow::Result<u8>,
 {
-    let cli = C::parse();
+    let cli = match C::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(tool, &err),
+    };
     crate::logging::init();
     main_with(tool, || run(&cli, &mut std::io::stdout().lock()))
+}
+
+/// `--help` and `--version` print as clap does; a command-line mistake is
+/// one line (`<tool>: error: unexpected argument '--x' found; tip: …`),
+/// exit 2.
+fn usage_error(tool: &str, err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    let line = one_line(&text);
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    eprintln!("{tool}: error: {}", crate::redact::redact(line));
+    ExitCode::from(ERROR)
 }
 
 /// An error as one redacted line: the causes joined with `: `, and any
@@ -212,6 +235,20 @@ mod tests {
             line.starts_with("loading the profile: reading /etc/p.toml"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn usage_errors_render_on_one_line() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Demo {
+            #[arg(long)]
+            count: u32,
+        }
+        let err = Demo::try_parse_from(["demo", "--count", "x", "--bogus"]).unwrap_err();
+        let line = one_line(&err.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--count"), "{line}");
     }
 
     #[test]

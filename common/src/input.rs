@@ -56,6 +56,84 @@ pub fn read_regular_file_if_exists(path: &Path, max_bytes: u64) -> Result<Option
     }
 }
 
+/// Parses TOML text from `source` (a path, or a name like `builtin`). The
+/// error is one line, `source:line:column: message`, instead of the
+/// parser's multi-line snippet.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| anyhow::Error::new(TomlError::new(source, text, &e)))
+}
+
+/// Reads a regular TOML file of at most `max_bytes` and parses it (see
+/// [`parse_toml`]).
+pub fn read_toml_file<T: serde::de::DeserializeOwned>(path: &Path, max_bytes: u64) -> Result<T> {
+    let text = read_regular_file_to_string(path, max_bytes)?;
+    parse_toml(&text, &path.display().to_string())
+}
+
+/// A TOML error located in its source: `source:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlError {
+    /// The file (or name) the text came from.
+    pub source: String,
+    /// 1-based line of the error, when the parser knows it.
+    pub line: Option<usize>,
+    /// 1-based column (in characters) of the error.
+    pub column: Option<usize>,
+    /// The parser's message, on one line.
+    pub message: String,
+}
+
+impl TomlError {
+    /// Locates `err` in `text`.
+    pub fn new(source: &str, text: &str, err: &toml::de::Error) -> Self {
+        let (line, column) = match err.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        Self {
+            source: source.to_string(),
+            line,
+            column,
+            message: crate::exit::one_line(err.message()),
+        }
+    }
+}
+
+impl std::fmt::Display for TomlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "{}:{line}:{column}: {}", self.source, self.message)
+            }
+            _ => write!(f, "{}: {}", self.source, self.message),
+        }
+    }
+}
+
+impl std::error::Error for TomlError {}
+
+/// 1-based line and character column of byte `offset` in `text` (clamped
+/// to the text, and to a character boundary).
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    let before = text.get(..end).unwrap_or_default();
+    let line = before.matches('\n').count().saturating_add(1);
+    let line_start = before.rfind('\n').map_or(0, |i| i.saturating_add(1));
+    let column = before
+        .get(line_start..)
+        .unwrap_or_default()
+        .chars()
+        .count()
+        .saturating_add(1);
+    (line, column)
+}
+
 /// Fails unless `path` is absent or a regular file (symlinks followed),
 /// naming the path and what it is instead. For outputs that are replaced
 /// atomically and may be read back.
@@ -204,6 +282,28 @@ mod tests {
         assert!(err.contains("/nonexistent/nodeguard/x"), "{err}");
         ensure_regular_or_absent(path).unwrap();
         assert!(ensure_regular_or_absent(Path::new("/dev/null")).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        name: String,
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_with_path_line_and_column() {
+        let err = parse_toml::<Cfg>("# c\nname = \n", "/etc/x.toml").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.starts_with("/etc/x.toml:2:"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        let err = parse_toml::<Cfg>("name = \"a\"\n  servise = 1\n", "p.toml").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.starts_with("p.toml:2:3: "), "{text}");
+        assert!(text.contains("servise"), "{text}");
+        assert_eq!(line_column("é\nab", 4), (2, 2));
+        assert_eq!(line_column("é", 1), (1, 1));
+        assert_eq!(line_column("ab", 99), (1, 3));
     }
 
     #[test]

@@ -21,6 +21,17 @@
 //!
 //! Tool-specific types (reports, checks, profiles) stay in their own crates.
 
+// Common code handles every tool's untrusted input (paths, files, process
+// output): no index that can panic, no cast that silently truncates. The
+// other crates are listed for the same treatment in docs/conventions.md.
+#![warn(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::expect_used
+)]
+
 pub mod atomic;
 pub mod cli;
 pub mod exit;

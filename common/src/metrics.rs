@@ -111,6 +111,8 @@ impl Metrics {
                 self.families.len() - 1
             }
         };
+        // In bounds: `position` found it, or it was pushed just above.
+        #[allow(clippy::indexing_slicing)]
         &mut self.families[index]
     }
 
