@@ -415,6 +415,27 @@ mod tests {
         );
     }
 
+    /// A node whose `last_run_timestamp_seconds` is beyond the horizon is
+    /// future-dated in the metrics lane too.
+    #[test]
+    fn future_last_run_is_kept_apart() {
+        let results = [
+            series(
+                "nodeguard_fim_check_last_run_timestamp_seconds",
+                "",
+                "4070908800",
+            ),
+            series("nodeguard_fim_check_changes", r#","kind":"added""#, "2"),
+        ]
+        .join(",");
+        let samples = parse_response(response(&results).as_bytes(), 200).expect("parse");
+        let cluster = from_samples(&samples, "node", Some(1_795_482_300.0));
+        let runs = &cluster.nodes["n1"];
+        assert!(runs.tools.is_empty());
+        assert_eq!(runs.future[&Tool::FimCheck].finished, 4_070_908_800.0);
+        assert_eq!(cluster.stats.future_records, 2);
+    }
+
     /// A one-shot HTTP server on loopback: answers `body` to the first
     /// request and hands back the request it received.
     fn one_shot_server(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
