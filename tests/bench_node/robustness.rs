@@ -169,7 +169,7 @@ fn planted_fifos_do_not_hang_the_run() {
             .unwrap();
         assert!(status.success());
     }
-    let out = node.run(&["--targets", "node"]);
+    let out = run_bounded(&node, &["--targets", "node"]);
     out.assert_code(0);
     let r = super::fixture::Results::from_doc(out.json());
     assert_eq!(r.expect("4.2.1", "FAIL")["reason"], "error");
