@@ -254,82 +254,32 @@ fn judge_setting(
     // Name settings the way this node configures them: config keys when
     // the component reads a config file, flags otherwise.
     let uses_config = comp.is_some_and(|c| !matches!(c.config, ConfigState::NotUsed));
-    let expected_parts: Vec<String> = tests
-        .iter()
-        .map(|t| describe_expectation(t, uses_config))
-        .collect();
-    let joiner = if combine == Combine::All {
-        " AND "
-    } else {
-        " OR "
-    };
     let mut judged = Judged {
         verdict: Verdict::Pass,
-        expected: expected_parts.join(joiner),
+        expected: expectation_text(tests, combine, uses_config),
         actual: String::new(),
         source: None,
         source_detail: None,
     };
     let Some(comp) = comp else {
-        judged.verdict = match facts.unobservable.get(&component) {
-            Some(why) => Verdict::Unobservable(why.clone()),
-            None => {
-                Verdict::NotApplicable(format!("{} does not run on this node", component.name()))
-            }
-        };
+        judged.verdict = absent_component(component, facts);
         return judged;
     };
     let mut results = Vec::new();
     let mut actual = Vec::new();
     for test in tests {
-        let resolved = match resolve(component, comp, test, bench, facts.version.as_ref()) {
-            Ok(r) => r,
-            Err(e) => {
-                judged.verdict = Verdict::Error(e);
+        let (ok, resolved) = match judge_test(component, comp, test, bench, facts) {
+            Ok(judged_test) => judged_test,
+            Err(verdict) => {
+                judged.verdict = verdict;
                 return judged;
             }
         };
-        let operand = match test.operand() {
-            Ok(o) => o,
-            Err(e) => {
-                judged.verdict = Verdict::Error(e);
-                return judged;
-            }
-        };
-        let verdicts: Result<Vec<bool>, String> = if resolved.candidates.is_empty() {
-            test.op
-                .apply(resolved.value.as_ref(), operand.as_ref())
-                .map(|ok| vec![ok])
-        } else {
-            resolved
-                .candidates
-                .iter()
-                .map(|v| test.op.apply(Some(v), operand.as_ref()))
-                .collect()
-        };
-        let ok = match verdicts {
-            Ok(v) if v.windows(2).all(|w| w[0] == w[1]) => v.first().copied().unwrap_or(false),
-            // The candidate defaults disagree: the version is needed.
-            Ok(_) => {
-                judged.verdict = Verdict::Error(resolved.detail.unwrap_or_default());
-                return judged;
-            }
-            Err(e) => {
-                judged.verdict = Verdict::Error(format!("{}: {e}", test.display_name()));
-                return judged;
-            }
-        };
-        let shown = match (&resolved.value, resolved.candidates.is_empty()) {
-            (Some(v), _) => v.to_string(),
-            (None, false) => resolved
-                .candidates
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" or "),
-            (None, true) => "<not set>".to_string(),
-        };
-        actual.push(format!("{}={shown}", short_name(test, uses_config)));
+        actual.push(format!(
+            "{}={}",
+            short_name(test, uses_config),
+            shown_value(&resolved)
+        ));
         if judged.source.is_none() || !ok {
             judged.source = resolved.source;
             judged.source_detail = resolved.detail.clone();
@@ -343,6 +293,78 @@ fn judge_setting(
     };
     judged.verdict = if pass { Verdict::Pass } else { Verdict::Fail };
     judged
+}
+
+/// What the check expects, every test joined by AND or OR.
+fn expectation_text(tests: &[SettingTest], combine: Combine, uses_config: bool) -> String {
+    let joiner = if combine == Combine::All {
+        " AND "
+    } else {
+        " OR "
+    };
+    tests
+        .iter()
+        .map(|t| describe_expectation(t, uses_config))
+        .collect::<Vec<_>>()
+        .join(joiner)
+}
+
+/// The verdict for a component that was not found: unobservable (it runs,
+/// but cannot be read) or not applicable.
+fn absent_component(component: Component, facts: &Facts) -> Verdict {
+    match facts.unobservable.get(&component) {
+        Some(why) => Verdict::Unobservable(why.clone()),
+        None => Verdict::NotApplicable(format!("{} does not run on this node", component.name())),
+    }
+}
+
+/// One test of a setting: whether it holds, and the resolved value; or
+/// the error verdict (unreadable setting, bad operand, or candidate
+/// defaults that disagree while the version is unknown).
+fn judge_test(
+    component: Component,
+    comp: &ComponentFacts,
+    test: &SettingTest,
+    bench: &Benchmark,
+    facts: &Facts,
+) -> Result<(bool, Resolved), Verdict> {
+    let resolved =
+        resolve(component, comp, test, bench, facts.version.as_ref()).map_err(Verdict::Error)?;
+    let operand = test.operand().map_err(Verdict::Error)?;
+    let verdicts: Result<Vec<bool>, String> = if resolved.candidates.is_empty() {
+        test.op
+            .apply(resolved.value.as_ref(), operand.as_ref())
+            .map(|ok| vec![ok])
+    } else {
+        resolved
+            .candidates
+            .iter()
+            .map(|v| test.op.apply(Some(v), operand.as_ref()))
+            .collect()
+    };
+    match verdicts {
+        Ok(v) if v.windows(2).all(|w| w.first() == w.get(1)) => {
+            Ok((v.first().copied().unwrap_or(false), resolved))
+        }
+        // The candidate defaults disagree: the version is needed.
+        Ok(_) => Err(Verdict::Error(resolved.detail.unwrap_or_default())),
+        Err(e) => Err(Verdict::Error(format!("{}: {e}", test.display_name()))),
+    }
+}
+
+/// A resolved value as the report shows it: the value, every candidate
+/// default, or `<not set>`.
+fn shown_value(resolved: &Resolved) -> String {
+    match (&resolved.value, resolved.candidates.is_empty()) {
+        (Some(v), _) => v.to_string(),
+        (None, false) => resolved
+            .candidates
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        (None, true) => "<not set>".to_string(),
+    }
 }
 
 fn short_name(test: &SettingTest, uses_config: bool) -> String {
@@ -483,63 +505,31 @@ fn default_value(
     version: Option<&KubeVersion>,
     uses_config: bool,
 ) -> Result<Resolved, String> {
-    let setting = match (component, &test.config, &test.flag) {
-        (Component::Kubelet | Component::KubeProxy, Some(c), _) => c.clone(),
-        (_, _, Some(f)) => f.clone(),
-        (_, Some(c), None) => c.clone(),
-        (_, None, None) => return Ok(unset()),
-    };
-    let setting = match &test.key {
-        Some(k) => format!("{setting}.{k}"),
-        None => setting,
+    let Some(setting) = default_setting_name(component, test) else {
+        return Ok(unset());
     };
     let entries: Vec<_> = bench
         .defaults
         .iter()
         .filter(|d| d.component == component && d.setting == setting)
         .collect();
-    if entries.is_empty() {
-        return Ok(unset());
-    }
-    let pick = |d: &crate::definitions::Default| {
-        if uses_config {
-            d.config_file.clone().or_else(|| d.flag.clone())
-        } else {
-            d.flag.clone()
-        }
-    };
-    let applicable: Vec<_> = match version {
+    let entry = match version {
         Some(v) => entries
-            .iter()
-            .filter(|d| in_range(v.minor_version(), d.since.as_deref(), d.until.as_deref()))
-            .collect(),
+            .into_iter()
+            .find(|d| in_range(v.minor_version(), d.since.as_deref(), d.until.as_deref())),
         None => {
-            let values: Vec<_> = entries.iter().map(|d| pick(d)).collect();
-            if values.windows(2).any(|w| w[0] != w[1]) {
-                // The caller decides if every candidate gives one verdict.
-                let candidates = values
-                    .iter()
-                    .flatten()
-                    .map(|raw| test.ty.from_toml(raw))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("default of {setting}: {e}"))?;
-                return Ok(Resolved {
-                    value: None,
-                    source: Some(Source::Default),
-                    detail: Some(format!(
-                        "{setting} is not set and its {} default depends on the Kubernetes version, which is unknown (pass --kubernetes-version)",
-                        component.name()
-                    )),
-                    candidates,
-                });
+            if let Some(resolved) =
+                version_dependent_default(component, test, &setting, &entries, uses_config)?
+            {
+                return Ok(resolved);
             }
-            entries.iter().take(1).collect()
+            entries.into_iter().next()
         }
     };
-    let Some(entry) = applicable.first() else {
+    let Some(entry) = entry else {
         return Ok(unset());
     };
-    let Some(raw) = pick(entry) else {
+    let Some(raw) = default_text(entry, uses_config) else {
         return Ok(unset());
     };
     let value = test
@@ -557,6 +547,64 @@ fn default_value(
         detail: Some(format!("{} {mode}: {}", component.name(), entry.doc)),
         candidates: Vec::new(),
     })
+}
+
+/// The name a setting's defaults are listed under: the config key for the
+/// kubelet and kube-proxy, else the flag; with the map key appended.
+fn default_setting_name(component: Component, test: &SettingTest) -> Option<String> {
+    let setting = match (component, &test.config, &test.flag) {
+        (Component::Kubelet | Component::KubeProxy, Some(c), _) => c.clone(),
+        (_, _, Some(f)) => f.clone(),
+        (_, Some(c), None) => c.clone(),
+        (_, None, None) => return None,
+    };
+    Some(match &test.key {
+        Some(k) => format!("{setting}.{k}"),
+        None => setting,
+    })
+}
+
+/// A default entry's value in the mode the component runs in.
+fn default_text(d: &crate::definitions::Default, uses_config: bool) -> Option<toml::Value> {
+    if uses_config {
+        d.config_file.clone().or_else(|| d.flag.clone())
+    } else {
+        d.flag.clone()
+    }
+}
+
+/// With the version unknown: when the defaults differ between releases,
+/// every candidate (the caller decides if they all give one verdict);
+/// `None` when they agree.
+fn version_dependent_default(
+    component: Component,
+    test: &SettingTest,
+    setting: &str,
+    entries: &[&crate::definitions::Default],
+    uses_config: bool,
+) -> Result<Option<Resolved>, String> {
+    let values: Vec<_> = entries
+        .iter()
+        .map(|d| default_text(d, uses_config))
+        .collect();
+    if values.windows(2).all(|w| w.first() == w.get(1)) {
+        return Ok(None);
+    }
+    let candidates = values
+        .iter()
+        .flatten()
+        .map(|raw| test.ty.from_toml(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("default of {setting}: {e}"))?;
+    Ok(Some(Resolved {
+        value: None,
+        source: Some(Source::Default),
+        detail: Some(format!(
+            "{setting} is not set and its {} default depends on the Kubernetes version, which is unknown (pass --kubernetes-version)",
+            component.name()
+        )),
+        candidates,
+    }))
 }
 
 fn is_zero(value: &Value) -> bool {
@@ -645,6 +693,7 @@ doc = "new"
             flags_override_config: true,
             env: BTreeMap::new(),
             root,
+            view: None,
         };
         Facts {
             layout: Layout::Plain,

@@ -28,6 +28,7 @@ pub mod definitions;
 pub mod facts;
 pub mod files;
 pub mod layout;
+pub mod mounts;
 pub mod procs;
 pub mod report;
 pub mod value;
@@ -36,9 +37,9 @@ pub mod version;
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nodeguard_common::exit;
-use nodeguard_common::metrics::{write_run_metrics, Metrics};
+use nodeguard_common::finish::{self, Finish};
 
 use crate::audit::{Outcome, Reason, Status};
 use crate::cli::{matches_any, Cli, FailOn, OutputFormat};
@@ -52,29 +53,65 @@ pub const TOOL: &str = "bench-node";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs the benchmark and writes the report to `out`; returns the exit code.
+/// The metrics file is written before the report is printed, so a failure
+/// to write it is an error with no report (exit 2).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
-    let result = run_inner(cli, out);
-    if let (Err(_), Some(path)) = (&result, &cli.common.metrics_file) {
-        // Keep the last good series; mark the run as failed.
-        if let Err(e) = write_run_metrics(path, &Metrics::new(TOOL), VERSION, false) {
-            log::warn!("cannot write metrics file {}: {e:#}", path.display());
-        }
-    }
-    result
+    let finish = Finish::new(TOOL, VERSION, cli.common.metrics_file.as_deref());
+    finish.guard(|| run_inner(cli, out, &finish))
 }
 
-fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+fn run_inner(cli: &Cli, out: &mut dyn Write, finish: &Finish<'_>) -> Result<u8> {
     let common = cli.common();
     let host = common.open_host_root()?;
     let ctx = common.run_context(TOOL, VERSION, &host);
     let bench = Benchmark::embedded()?;
-    let explicit: BTreeSet<Target> = cli
-        .targets
+    let explicit = explicit_targets(cli)?;
+    let selected = select_checks(cli, &bench, &explicit)?;
+    let opts = GatherOptions {
+        proc_dir: cli
+            .proc_dir
+            .clone()
+            .unwrap_or_else(|| host.path().join("proc")),
+        kubernetes_version: cli.kubernetes_version.clone(),
+    };
+    let facts = Facts::gather(&host, &opts, &file_roles(&selected));
+    let mut warnings = facts.warnings.clone();
+    let targets = run_targets(explicit, &facts, &mut warnings);
+    if let Some(note) = &facts.version_note {
+        warnings.push(note.clone());
+    }
+    let results = evaluate(cli, &bench, &facts, &selected, &targets);
+    let report = BenchReport {
+        benchmark: bench.benchmark.clone(),
+        kubernetes_version: facts.version.clone(),
+        layout: facts.layout.name(),
+        targets: targets.iter().map(|t| t.name()).collect(),
+        components: component_summaries(&facts),
+        warnings,
+        summary: Summary::of(&results),
+        results,
+    };
+    let rendered = render(cli, &ctx, &report, &bench)?;
+    finish.publish(out, &rendered, &report.metrics(TOOL), true)?;
+    Ok(exit_code(cli, &report))
+}
+
+/// `--targets`, parsed (empty: detect them on the node).
+fn explicit_targets(cli: &Cli) -> Result<BTreeSet<Target>> {
+    cli.targets
         .iter()
         .filter(|t| !t.trim().is_empty())
         .map(|t| Target::parse(t))
-        .collect::<Result<_>>()?;
+        .collect()
+}
 
+/// The checks `--check` and `--targets` select, with their target; a
+/// `--check` that selects nothing is an error, not an all-clear report.
+fn select_checks<'b>(
+    cli: &Cli,
+    bench: &'b Benchmark,
+    explicit: &BTreeSet<Target>,
+) -> Result<Vec<(&'b definitions::Check, Target)>> {
     let selected: Vec<(&definitions::Check, Target)> = bench
         .checks
         .iter()
@@ -91,88 +128,90 @@ fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
             bench.benchmark
         );
     }
-    let roles = selected
+    Ok(selected)
+}
+
+/// The file roles the selected permission and ownership checks need.
+fn file_roles(selected: &[(&definitions::Check, Target)]) -> BTreeSet<definitions::FileRole> {
+    selected
         .iter()
         .filter_map(|(c, _)| match &c.audit {
             Audit::FileMode { file, .. } | Audit::FileOwner { file, .. } => Some(*file),
             _ => None,
         })
-        .collect();
-    let opts = GatherOptions {
-        proc_dir: cli
-            .proc_dir
-            .clone()
-            .unwrap_or_else(|| host.path().join("proc")),
-        kubernetes_version: cli.kubernetes_version.clone(),
-    };
-    let facts = Facts::gather(&host, &opts, &roles);
-    let mut warnings = facts.warnings.clone();
-    let targets = if explicit.is_empty() {
-        if facts.detected_targets.is_empty() {
-            warnings
-                .push("no Kubernetes component found on this node; running the node checks".into());
-            BTreeSet::from([Target::Node])
-        } else {
-            facts.detected_targets.clone()
-        }
-    } else {
-        explicit
-    };
-    if let Some(note) = &facts.version_note {
-        warnings.push(note.clone());
-    }
+        .collect()
+}
 
-    let results: Vec<CheckResult> = selected
+/// The targets to run: `--targets`, else those detected on the node, else
+/// the node checks (with a warning).
+fn run_targets(
+    explicit: BTreeSet<Target>,
+    facts: &Facts,
+    warnings: &mut Vec<String>,
+) -> BTreeSet<Target> {
+    if !explicit.is_empty() {
+        return explicit;
+    }
+    if facts.detected_targets.is_empty() {
+        warnings.push("no Kubernetes component found on this node; running the node checks".into());
+        return BTreeSet::from([Target::Node]);
+    }
+    facts.detected_targets.clone()
+}
+
+/// Every selected check of the run's targets, judged (or skipped).
+fn evaluate(
+    cli: &Cli,
+    bench: &Benchmark,
+    facts: &Facts,
+    selected: &[(&definitions::Check, Target)],
+    targets: &BTreeSet<Target>,
+) -> Vec<CheckResult> {
+    selected
         .iter()
         .filter(|(_, t)| targets.contains(t))
         .map(|(check, target)| {
             let outcome = if matches_any(&check.id, &cli.skip) {
                 skipped()
             } else {
-                audit::evaluate(check, &bench, &facts)
+                audit::evaluate(check, bench, facts)
             };
             CheckResult::new(check, *target, outcome)
         })
-        .collect();
-    let report = BenchReport {
-        benchmark: bench.benchmark.clone(),
-        kubernetes_version: facts.version.clone(),
-        layout: facts.layout.name(),
-        targets: targets.iter().map(|t| t.name()).collect(),
-        components: component_summaries(&facts),
-        warnings,
-        summary: Summary::of(&results),
-        results,
-    };
+        .collect()
+}
 
-    match cli.common.format {
-        OutputFormat::KubeBench => {
-            let doc = report::kube_bench(&report, &bench);
-            let mut buf = if cli.common.pretty {
-                serde_json::to_vec_pretty(&doc)?
-            } else {
-                serde_json::to_vec(&doc)?
-            };
-            buf.push(b'\n');
-            out.write_all(&buf).context("writing the report")?;
-            out.flush().context("writing the report")?;
-        }
-        _ => nodeguard_common::report::emit(out, &ctx, &report, common.format, cli.common.pretty)
-            .context("writing the report")?,
+/// The report in the chosen format: kube-bench's own JSON, or nodeguard's.
+fn render(
+    cli: &Cli,
+    ctx: &nodeguard_common::report::RunContext,
+    report: &BenchReport,
+    bench: &Benchmark,
+) -> Result<Vec<u8>> {
+    if cli.common.format != OutputFormat::KubeBench {
+        return finish::render(ctx, report, cli.common().format, cli.common.pretty);
     }
-    if let Some(path) = &cli.common.metrics_file {
-        write_run_metrics(path, &report.metrics(TOOL), VERSION, true)
-            .with_context(|| format!("writing metrics file {}", path.display()))?;
-    }
+    let doc = report::kube_bench(report, bench);
+    let mut buf = if cli.common.pretty {
+        serde_json::to_vec_pretty(&doc)?
+    } else {
+        serde_json::to_vec(&doc)?
+    };
+    buf.push(b'\n');
+    Ok(buf)
+}
+
+/// 1 when a check reached `--fail-on`, else 0.
+fn exit_code(cli: &Cli, report: &BenchReport) -> u8 {
     let fail_on = cli.fail_on.map(|f| match f {
         FailOn::Fail => Status::Fail,
         FailOn::Warn => Status::Warn,
     });
-    Ok(if report.has_findings(fail_on) {
+    if report.has_findings(fail_on) {
         exit::FINDINGS
     } else {
         exit::SUCCESS
-    })
+    }
 }
 
 fn skipped() -> Outcome {

@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use crate::cmdline::split_cmdline;
 use crate::definitions::Component;
 
-/// The longest command line we read (the kernel allows far more; a
-/// component's argv is a few KiB).
+/// The longest command line or environment we read (a component's argv is
+/// a few KiB; more is not a Kubernetes component, and is skipped).
 const MAX_CMDLINE: u64 = 1 << 20;
+/// The longest `cgroup` file we read (one line per hierarchy).
+const MAX_CGROUP: u64 = 64 << 10;
 
 /// What a process is, as far as the checks care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +116,7 @@ pub fn scan(proc_dir: &Path) -> std::io::Result<Vec<Process>> {
             continue;
         }
         let dir = entry.path();
-        let Ok(raw) = read_limited(&dir.join("cmdline")) else {
+        let Ok(raw) = read_proc_file(&dir.join("cmdline"), MAX_CMDLINE) else {
             continue;
         };
         let argv = split_cmdline(&raw);
@@ -140,13 +142,12 @@ pub fn scan(proc_dir: &Path) -> std::io::Result<Vec<Process>> {
     Ok(found)
 }
 
-fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    fs::File::open(path)?
-        .take(MAX_CMDLINE)
-        .read_to_end(&mut buf)?;
-    Ok(buf)
+/// Reads a `<proc>/<pid>/…` file: opened non-blocking, refused unless a
+/// regular file (a FIFO or device planted in a fake or hostile `/proc`
+/// must neither block nor stream gigabytes), at most `max` bytes (more is
+/// an error, not a truncated read).
+fn read_proc_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    nodeguard_common::input::read_regular_file(path, max)
 }
 
 /// Whether `proc_dir` holds any process directory at all (a `/proc` that is
@@ -163,7 +164,8 @@ pub fn has_processes(proc_dir: &Path) -> bool {
 
 /// `/proc/<pid>/environ` as `KEY=value` pairs (for etcd's `ETCD_*`).
 pub fn environ(proc_dir: &Path, pid: u32) -> Vec<(String, String)> {
-    let Ok(raw) = read_limited(&proc_dir.join(pid.to_string()).join("environ")) else {
+    let Ok(raw) = read_proc_file(&proc_dir.join(pid.to_string()).join("environ"), MAX_CMDLINE)
+    else {
         return Vec::new();
     };
     String::from_utf8_lossy(&raw)
@@ -176,7 +178,8 @@ pub fn environ(proc_dir: &Path, pid: u32) -> Vec<(String, String)> {
 /// The systemd unit a process runs in, from its cgroup path
 /// (`0::/system.slice/kubelet.service`).
 pub fn systemd_unit(proc_dir: &Path, pid: u32) -> Option<String> {
-    let text = fs::read_to_string(proc_dir.join(pid.to_string()).join("cgroup")).ok()?;
+    let raw = read_proc_file(&proc_dir.join(pid.to_string()).join("cgroup"), MAX_CGROUP).ok()?;
+    let text = String::from_utf8(raw).ok()?;
     text.lines().find_map(|line| {
         let path = line.rsplit(':').next()?;
         path.split('/')
@@ -184,6 +187,29 @@ pub fn systemd_unit(proc_dir: &Path, pid: u32) -> Option<String> {
             .find(|part| part.ends_with(".service"))
             .map(str::to_string)
     })
+}
+
+/// The chart values that lift bench-node's confinement when an LSM denies
+/// it another process's `/proc/<pid>/root`.
+pub const LSM_VALUES: nodeguard_common::lsm::ChartValues<'static> =
+    nodeguard_common::lsm::ChartValues {
+        apparmor: "benchNode.appArmorProfile",
+        selinux: "benchNode.seLinuxType",
+    };
+
+/// One line for a failure to open `/proc/<pid>/root`: an `EACCES`/`EPERM`
+/// names the LSM that likely denied it and the chart value that fixes it;
+/// anything else says the host's paths are read instead.
+pub fn proc_root_error(
+    src: &dyn nodeguard_common::lsm::LsmSource,
+    path: &Path,
+    err: &std::io::Error,
+) -> String {
+    let fallback = "its paths are read on the host instead";
+    match nodeguard_common::lsm::diagnose_with(src, path, err, &LSM_VALUES) {
+        Some(line) => format!("{line} ({fallback})"),
+        None => format!("cannot open {}: {err} ({fallback})", path.display()),
+    }
 }
 
 /// The directory through which a process's own filesystem view is reached.
@@ -233,5 +259,77 @@ mod tests {
             Some("kubelet.service")
         );
         assert_eq!(systemd_unit(dir.path(), 43), None);
+    }
+
+    struct Fake(&'static [(&'static str, &'static str)]);
+
+    impl nodeguard_common::lsm::LsmSource for Fake {
+        fn read(&self, path: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, text)| (*text).to_owned())
+        }
+    }
+
+    const CAPS: (&str, &str) = (
+        nodeguard_common::lsm::SELF_STATUS,
+        "CapEff:\t00000000a80c25fb\n",
+    );
+
+    #[test]
+    fn a_denied_proc_root_names_the_lsm_and_the_chart_value() {
+        use nodeguard_common::lsm::{ATTR_CURRENT, LSM_LIST};
+        let path = Path::new("/host/proc/812/root");
+        let eacces = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        let apparmor = Fake(&[
+            (LSM_LIST, "capability,apparmor"),
+            (ATTR_CURRENT, "cri-containerd.apparmor.d (enforce)"),
+            CAPS,
+        ]);
+        let line = proc_root_error(&apparmor, path, &eacces);
+        assert!(
+            line.contains("AppArmor") && line.contains("benchNode.appArmorProfile"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        let selinux = Fake(&[
+            (LSM_LIST, "selinux"),
+            (ATTR_CURRENT, "system_u:system_r:container_t:s0:c1,c2"),
+            CAPS,
+        ]);
+        let eperm = std::io::Error::from_raw_os_error(nix::libc::EPERM);
+        let line = proc_root_error(&selinux, path, &eperm);
+        assert!(
+            line.contains("SELinux") && line.contains("benchNode.seLinuxType"),
+            "{line}"
+        );
+        let line = proc_root_error(&Fake(&[CAPS]), path, &eacces);
+        assert!(
+            line.contains("AppArmor or SELinux")
+                && line.contains("benchNode.appArmorProfile")
+                && line.contains("benchNode.seLinuxType"),
+            "{line}"
+        );
+        let enoent = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        let line = proc_root_error(&apparmor, path, &enoent);
+        assert!(
+            !line.contains("AppArmor") && line.contains("812/root"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn devices_and_oversized_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("42")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("42/environ")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("42/cgroup")).unwrap();
+        assert!(environ(dir.path(), 42).is_empty());
+        assert_eq!(systemd_unit(dir.path(), 42), None);
+        let big = vec![b'a'; usize::try_from(MAX_CMDLINE).unwrap() + 1];
+        std::fs::create_dir_all(dir.path().join("43")).unwrap();
+        std::fs::write(dir.path().join("43/cmdline"), big).unwrap();
+        assert!(read_proc_file(&dir.path().join("43/cmdline"), MAX_CMDLINE).is_err());
     }
 }

@@ -80,8 +80,17 @@ pub fn render(view: &ClusterView, generated_at: &str) -> String {
         "Agents not converged",
         s.agents_not_converged,
         &format!("{} inactive", s.agents_inactive),
-        s.agents_not_converged + s.agents_inactive > 0,
+        s.agents_not_converged > 0 || s.agents_inactive > 0,
     );
+    if s.nodes_with_clock_skew > 0 {
+        card(
+            &mut page,
+            "Nodes with clock skew",
+            s.nodes_with_clock_skew,
+            "sent runs dated in the future (ignored where a plausible run exists)",
+            true,
+        );
+    }
     page.push_str("</section>\n");
 
     page.push_str("<section><h2>Vulnerabilities by severity</h2>");
@@ -233,7 +242,7 @@ fn nodes_table(page: &mut String, view: &ClusterView) {
         let _ = write!(page, "<tr{class}>");
         text(page, &node.node);
         text(page, node.os.as_deref().unwrap_or(""));
-        for count in &node.vulnerabilities.0[..4] {
+        for count in node.vulnerabilities.0.iter().take(4) {
             num(page, count);
         }
         let _ = write!(page, "<td data-v=\"{}\">", node.vulnerabilities.total());
@@ -295,7 +304,7 @@ fn images_table(page: &mut String, view: &ClusterView) {
         text(page, &image.image);
         num(page, image.nodes);
         num(page, image.unscanned_nodes);
-        for count in &image.vulnerabilities.0[..4] {
+        for count in image.vulnerabilities.0.iter().take(4) {
             num(page, count);
         }
         let _ = write!(page, "<td data-v=\"{}\">", image.vulnerabilities.total());
@@ -453,8 +462,12 @@ pub fn time_text(seconds: f64) -> String {
 
 fn duration_text(seconds: f64) -> String {
     if seconds.is_finite() && seconds >= 0.0 {
-        humantime::format_duration(std::time::Duration::from_secs(seconds.round() as u64))
-            .to_string()
+        // Finite and non-negative: `try_from_secs_f64` only fails past
+        // `Duration::MAX`, shown as the number below.
+        match std::time::Duration::try_from_secs_f64(seconds.round()) {
+            Ok(duration) => humantime::format_duration(duration).to_string(),
+            Err(_) => format!("{seconds} s"),
+        }
     } else {
         format!("{seconds} s")
     }

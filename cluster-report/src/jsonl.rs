@@ -43,16 +43,21 @@ pub struct Envelope<'a> {
 }
 
 /// Reads every source into one [`Cluster`], chunks in parallel: each
-/// worker folds its chunks into its own cluster, merged at the end.
-pub fn read_sources(sources: &[Source]) -> Result<Cluster> {
+/// worker folds its chunks into its own cluster, merged at the end. Runs
+/// dated after `horizon` are kept apart as future-dated.
+pub fn read_sources(sources: &[Source], horizon: Option<f64>) -> Result<Cluster> {
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     input::chunks(sources)
         .par_bridge()
-        .try_fold(Cluster::default, |mut cluster, chunk| {
-            let chunk = chunk?;
-            read_chunk_into(&mut cluster, &chunk, &names[chunk.source]);
-            Ok::<_, anyhow::Error>(cluster)
-        })
+        .try_fold(
+            || Cluster::with_horizon(horizon),
+            |mut cluster, chunk| {
+                let chunk = chunk?;
+                let name = names.get(chunk.source).map_or("<input>", String::as_str);
+                read_chunk_into(&mut cluster, &chunk, name);
+                Ok::<_, anyhow::Error>(cluster)
+            },
+        )
         .try_reduce(Cluster::default, |a, b| Ok(a.merge(b)))
 }
 
@@ -157,22 +162,36 @@ pub fn parse_timestamp(text: &str) -> Option<f64> {
     Some(since.as_secs_f64() - offset_seconds)
 }
 
-/// Splits `…Z`, `…+01:00` or `…-05:30` into the civil time and its offset.
+/// Splits `…Z`, `…+01:00` or `…-05:30` into the civil time and its offset
+/// in seconds. Works on bytes and checks every character, so any input
+/// (a multibyte character where the offset would be, `+inf:00`) is refused
+/// instead of panicking or yielding a non-finite time.
 fn split_offset(text: &str) -> Option<(&str, f64)> {
     if let Some(civil) = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')) {
         return Some((civil, 0.0));
     }
     let at = text.len().checked_sub(6)?;
-    let (civil, offset) = text.split_at(at);
-    let sign = match offset.as_bytes().first()? {
+    let civil = text.get(..at)?;
+    let &[sign, h1, h0, b':', m1, m0] = text.as_bytes().get(at..)? else {
+        return None;
+    };
+    let sign = match sign {
         b'+' => 1.0,
         b'-' => -1.0,
         _ => return None,
     };
-    let (hours, minutes) = offset[1..].split_once(':')?;
-    let hours: f64 = hours.parse().ok()?;
-    let minutes: f64 = minutes.parse().ok()?;
-    Some((civil, sign * (hours * 3600.0 + minutes * 60.0)))
+    let hours = two_digits(h1, h0).filter(|h| *h <= 23)?;
+    let minutes = two_digits(m1, m0).filter(|m| *m <= 59)?;
+    Some((
+        civil,
+        sign * (f64::from(hours) * 3600.0 + f64::from(minutes) * 60.0),
+    ))
+}
+
+/// Two ASCII digits as a number.
+fn two_digits(tens: u8, ones: u8) -> Option<u8> {
+    let digit = |b: u8| b.is_ascii_digit().then(|| b - b'0');
+    Some(digit(tens)? * 10 + digit(ones)?)
 }
 
 #[cfg(test)]
@@ -189,6 +208,30 @@ mod tests {
         assert!((frac - utc - 0.25).abs() < 1e-6);
         assert_eq!(parse_timestamp("yesterday"), None);
         assert_eq!(parse_timestamp(""), None);
+    }
+
+    /// Regression: a multibyte character where the offset would start
+    /// panicked in `split_at`; odd offsets must be refused, not misread.
+    #[test]
+    fn hostile_timestamps_are_refused_not_panics() {
+        for text in [
+            "A€BCDE",
+            "€€€€€€",
+            "2026-11-24T01:00:00€:00",
+            "2026-11-24T01:00:00+€:0",
+            "2026-11-24T01:00:00+inf:0",
+            "2026-11-24T01:00:00+NaN:0",
+            "2026-11-24T01:00:00+99:00",
+            "2026-11-24T01:00:00+01:99",
+            "2026-11-24T01:00:00+1e3:0",
+            "+01:00",
+        ] {
+            assert_eq!(parse_timestamp(text), None, "{text:?}");
+        }
+        let line = "{\"schema_version\":1,\"tool\":\"fim-check\",\"node\":\"n\",\"timestamp\":\"A€BCDE\"}\n";
+        let cluster = read_chunk(&chunk(line), "t");
+        assert_eq!(cluster.stats.malformed_lines, 1);
+        assert!(cluster.warnings[0].contains("unreadable timestamp"));
     }
 
     fn chunk(text: &str) -> Chunk {

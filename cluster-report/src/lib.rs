@@ -12,6 +12,18 @@
 //! FIM changes per node, agent status per node) and, with `--html`, one
 //! self-contained page for people.
 
+// Input-derived values must not panic or wrap: no unchecked indexing or
+// lossy casts outside the tests.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used
+    )
+)]
+
 pub mod html;
 pub mod input;
 pub mod jsonl;
@@ -26,6 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use nodeguard_common::finish::Finish;
 use nodeguard_common::report::{self, Format, Report, RunContext};
 use nodeguard_common::{atomic, exit};
 
@@ -37,7 +50,19 @@ pub const TOOL: &str = "cluster-report";
 /// Schema of the report body (bumped when a key changes meaning).
 pub const SCHEMA_VERSION: u32 = 1;
 
-const AFTER_HELP: &str = "Examples:\n  kubectl logs -n nodeguard -l app.kubernetes.io/part-of=nodeguard --prefix --tail=-1 | cluster-report - --html report.html\n  cluster-report /mnt/audit-bucket/nodeguard/ --stale-after 3h --pretty\n  cluster-report --prometheus http://prometheus-operated.monitoring:9090 --output /reports/cluster.json --html /reports/cluster.html\n\nExit codes:\n  0  success (findings, if any, are in the report)\n  1  success, and a --fail-on condition holds\n  2  error: nothing was reported (the message on stderr names the input or URL)";
+const EXAMPLES: &str = "Examples:\n  kubectl logs -n nodeguard -l app.kubernetes.io/part-of=nodeguard --prefix --tail=-1 | cluster-report - --html report.html\n  cluster-report /mnt/audit-bucket/nodeguard/ --stale-after 3h --pretty\n  cluster-report --prometheus http://prometheus-operated.monitoring:9090 --output /reports/cluster.json --html /reports/cluster.html";
+
+/// Examples, then the exit codes (shared wording from nodeguard-common).
+fn after_help() -> String {
+    let codes = exit::help(&[
+        (exit::FINDINGS, "success, and a --fail-on condition holds"),
+        (
+            exit::ERROR,
+            "an input, URL or output file failed (devices, sockets, over-long lines and files are refused)",
+        ),
+    ]);
+    format!("{EXAMPLES}\n\n{codes}")
+}
 
 /// Conditions that make the exit code 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,7 +81,7 @@ pub enum FailOn {
     name = TOOL,
     version,
     about = "Cluster-wide view of nodeguard results, from JSON Lines or Prometheus.",
-    after_help = AFTER_HELP
+    after_help = after_help()
 )]
 pub struct Cli {
     /// JSON Lines inputs: files, directories (read recursively: *.jsonl,
@@ -89,6 +114,12 @@ pub struct Cli {
     /// A tool whose last success is older than this is stale.
     #[arg(long, env = "NODEGUARD_STALE_AFTER", default_value = "2h", value_parser = humantime::parse_duration)]
     pub stale_after: Duration,
+
+    /// A run dated later than now plus this is future-dated (a node's wrong
+    /// clock, or a forged record): it never replaces the node's newest
+    /// plausible run, and the report lists it under `clock_skew`.
+    #[arg(long, env = "NODEGUARD_CLOCK_SKEW_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub clock_skew_tolerance: Duration,
 
     /// File listing the nodes that should report, one per line (`kubectl get
     /// nodes -o name` output works); the others are listed as missing.
@@ -129,8 +160,9 @@ impl Report for ClusterView {
     const SCHEMA_VERSION: u32 = SCHEMA_VERSION;
 }
 
-/// Runs the tool; returns the exit code.
-pub fn run(cli: &Cli) -> Result<u8> {
+/// Runs the tool and prints the report to `out` (or writes it to
+/// `--output`); returns the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let now = match &cli.now {
         Some(text) => jsonl::parse_timestamp(text)
             .with_context(|| format!("--now {text:?} is not an RFC 3339 time"))?,
@@ -143,10 +175,17 @@ pub fn run(cli: &Cli) -> Result<u8> {
         .or_else(hostname)
         .unwrap_or_else(|| "unknown".to_owned());
     let ctx = RunContext::new(TOOL, env!("CARGO_PKG_VERSION"), node);
+    let options = ViewOptions {
+        now,
+        stale_after: cli.stale_after.as_secs_f64(),
+        top_images: cli.top_images,
+        clock_skew_tolerance: cli.clock_skew_tolerance.as_secs_f64(),
+    };
+    let horizon = Some(options.horizon());
 
     let (mut cluster, kind, inputs) = match &cli.prometheus {
         Some(url) => (
-            read_prometheus(cli, url)?,
+            read_prometheus(cli, url, horizon)?,
             "prometheus",
             vec![nodeguard_common::redact::redact_url_userinfo(url)],
         ),
@@ -155,7 +194,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
                 bail!("nothing to read: give JSON Lines inputs (files, directories, '-' for stdin) or --prometheus URL");
             }
             let (sources, skipped) = input::expand(&cli.inputs)?;
-            let mut cluster = jsonl::read_sources(&sources)?;
+            let mut cluster = jsonl::read_sources(&sources, horizon)?;
             for path in skipped {
                 cluster.warn(format!("{path}: not read (only *.jsonl, *.ndjson, *.json, *.log; decompress rotated logs into stdin)"));
             }
@@ -178,11 +217,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
             cluster.stats.malformed_lines
         );
     }
-    let options = ViewOptions {
-        now,
-        stale_after: cli.stale_after.as_secs_f64(),
-        top_images: cli.top_images,
-    };
     let view = view::build(cluster, kind, inputs, &options);
 
     if let Some(path) = &cli.html {
@@ -193,15 +227,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     report::emit(&mut document, &ctx, &view, Format::Json, cli.pretty)?;
     match &cli.output {
         Some(path) => write_output(path, &document)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&document)
-                .context("cannot write the report to stdout")?;
-            stdout
-                .flush()
-                .context("cannot write the report to stdout")?;
-        }
+        None => Finish::print(out, &document)?,
     }
     Ok(if failing(&view, &cli.fail_on) {
         exit::FINDINGS
@@ -217,11 +243,10 @@ fn write_output(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn read_prometheus(cli: &Cli, url: &str) -> Result<model::Cluster> {
+fn read_prometheus(cli: &Cli, url: &str, horizon: Option<f64>) -> Result<model::Cluster> {
     let bearer_token = match &cli.prometheus_token_file {
         Some(path) => {
-            let token = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read token file {}", path.display()))?
+            let token = input::open::read_text(path, input::open::MAX_TOKEN_BYTES, "token file")?
                 .trim()
                 .to_owned();
             nodeguard_common::redact::register_secret(&token);
@@ -236,14 +261,13 @@ fn read_prometheus(cli: &Cli, url: &str) -> Result<model::Cluster> {
         timeout: cli.prometheus_timeout,
         node_label: cli.node_label.clone(),
     };
-    prometheus::read(&endpoint)
+    prometheus::read(&endpoint, horizon)
 }
 
 /// Node names, one per line; `node/` prefixes (kubectl -o name), blanks and
 /// `#` comments are ignored.
 fn read_node_list(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read node list {}", path.display()))?;
+    let text = input::open::read_text(path, input::open::MAX_NODE_LIST_BYTES, "node list")?;
     Ok(text
         .lines()
         .map(str::trim)

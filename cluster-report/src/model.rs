@@ -103,13 +103,16 @@ impl Severities {
             .iter()
             .position(|s| s.eq_ignore_ascii_case(severity))
             .unwrap_or(4);
-        self.0[index] += count;
+        if let Some(slot) = self.0.get_mut(index) {
+            *slot = slot.saturating_add(count);
+        }
     }
 
-    /// Element-wise sum.
+    /// Element-wise sum, saturating: a count too large to hold stays at
+    /// `u64::MAX` (still "some criticals"), it never wraps to a small one.
     pub fn plus(&mut self, other: &Severities) {
         for (mine, theirs) in self.0.iter_mut().zip(other.0) {
-            *mine += theirs;
+            *mine = mine.saturating_add(theirs);
         }
     }
 
@@ -118,9 +121,9 @@ impl Severities {
         self.0[0]
     }
 
-    /// Total over every severity.
+    /// Total over every severity (saturating).
     pub fn total(&self) -> u64 {
-        self.0.iter().sum()
+        self.0.iter().fold(0, |sum, n| sum.saturating_add(*n))
     }
 }
 
@@ -361,7 +364,13 @@ impl Run {
 /// Runs per tool of one node, plus the ids of runs known to be superseded.
 #[derive(Debug, Clone, Default)]
 pub struct NodeRuns {
+    /// The newest plausible run of each tool (dated no later than the
+    /// cluster's clock-skew horizon).
     pub tools: BTreeMap<Tool, Run>,
+    /// The newest run of each tool dated beyond the horizon, kept apart so
+    /// that a wrong clock (or one forged log line) never replaces the
+    /// newest plausible run: the report flags it as clock skew.
+    pub future: BTreeMap<Tool, Run>,
     superseded: HashSet<(Tool, String)>,
 }
 
@@ -380,16 +389,21 @@ pub struct InputStats {
     pub malformed_lines: u64,
     /// Records of tools or schema versions this version does not read.
     pub unsupported_records: u64,
+    /// Records dated beyond the clock-skew horizon (counted in `records`
+    /// too; they never replace a plausible run).
+    pub future_records: u64,
 }
 
 impl InputStats {
     fn plus(&mut self, other: &InputStats) {
-        self.lines += other.lines;
-        self.records += other.records;
-        self.superseded_records += other.superseded_records;
-        self.other_lines += other.other_lines;
-        self.malformed_lines += other.malformed_lines;
-        self.unsupported_records += other.unsupported_records;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.lines, other.lines);
+        add(&mut self.records, other.records);
+        add(&mut self.superseded_records, other.superseded_records);
+        add(&mut self.other_lines, other.other_lines);
+        add(&mut self.malformed_lines, other.malformed_lines);
+        add(&mut self.unsupported_records, other.unsupported_records);
+        add(&mut self.future_records, other.future_records);
     }
 }
 
@@ -409,6 +423,9 @@ pub struct Cluster {
     pub warnings_dropped: u64,
     /// Shared strings of this reading job.
     pub strings: Interner,
+    /// Runs finished after this time (Unix seconds: now plus the clock-skew
+    /// tolerance) are future-dated; `None` accepts every time.
+    pub horizon: Option<f64>,
 }
 
 impl Cluster {
@@ -421,26 +438,50 @@ impl Cluster {
         }
     }
 
+    /// An empty cluster whose runs dated after `horizon` are future-dated.
+    pub fn with_horizon(horizon: Option<f64>) -> Cluster {
+        Cluster {
+            horizon,
+            ..Cluster::default()
+        }
+    }
+
     /// Adds one record's worth of `data` to the run it belongs to, keeping
-    /// only the newest run per node and tool.
+    /// only the newest run per node and tool. A run dated beyond the
+    /// horizon is kept apart ([`NodeRuns::future`]), never in place of a
+    /// plausible one.
     pub fn add(&mut self, node: &str, tool: Tool, run: Run) {
+        let future = self.horizon.is_some_and(|horizon| run.finished > horizon);
+        if future {
+            self.stats.future_records = self.stats.future_records.saturating_add(run.records);
+        }
+        self.add_in(node, tool, run, future);
+    }
+
+    fn add_in(&mut self, node: &str, tool: Tool, run: Run, future: bool) {
         let runs = match self.nodes.get_mut(node) {
             Some(runs) => runs,
             None => self.nodes.entry(node.to_owned()).or_default(),
         };
-        self.stats.records += run.records;
+        self.stats.records = self.stats.records.saturating_add(run.records);
         if !runs.superseded.is_empty() && runs.superseded.contains(&(tool, run.run_id.clone())) {
-            self.stats.superseded_records += run.records;
+            self.stats.superseded_records =
+                self.stats.superseded_records.saturating_add(run.records);
             return;
         }
-        match runs.tools.get_mut(&tool) {
+        let slot = if future {
+            &mut runs.future
+        } else {
+            &mut runs.tools
+        };
+        match slot.get_mut(&tool) {
             None => {
-                runs.tools.insert(tool, run);
+                slot.insert(tool, run);
             }
             Some(current) if current.run_id == run.run_id => {
                 current.finished = current.finished.min(run.finished);
                 current.last_success = current.last_success.or(run.last_success);
-                current.records += run.records;
+                current.records = current.records.saturating_add(run.records);
                 current.data.merge(run.data);
             }
             Some(current) => {
@@ -449,7 +490,10 @@ impl Cluster {
                 } else {
                     run
                 };
-                self.stats.superseded_records += dropped.records;
+                self.stats.superseded_records = self
+                    .stats
+                    .superseded_records
+                    .saturating_add(dropped.records);
                 runs.superseded.insert((tool, dropped.run_id));
             }
         }
@@ -468,11 +512,16 @@ impl Cluster {
         }
         big.warnings_dropped += small.warnings_dropped;
         big.expected_nodes.extend(small.expected_nodes);
-        // Merged records were counted once already.
+        big.horizon = big.horizon.or(small.horizon);
+        // Merged records were counted once already, and each run was
+        // classified (plausible or future) when first added.
         let counted = big.stats.records;
         for (node, runs) in small.nodes {
             for (tool, run) in runs.tools {
-                big.add(&node, tool, run);
+                big.add_in(&node, tool, run, false);
+            }
+            for (tool, run) in runs.future {
+                big.add_in(&node, tool, run, true);
             }
             if let Some(mine) = big.nodes.get_mut(&node) {
                 mine.superseded.extend(runs.superseded);
@@ -533,6 +582,37 @@ mod tests {
         }
     }
 
+    /// Regression: one record dated 2099 replaced a node's real latest run
+    /// (its criticals vanished). It is kept apart, in any order and across
+    /// parallel parts.
+    #[test]
+    fn future_runs_never_replace_plausible_ones() {
+        let runs = [
+            scan_run("real", 10.0, "vulnerable", 5),
+            scan_run("forged", 4_070_908_800.0, "clean", 0),
+        ];
+        for order in [[0, 1], [1, 0]] {
+            let mut cluster = Cluster::with_horizon(Some(100.0));
+            for i in order {
+                cluster.add("n1", Tool::ScanImages, runs[i].clone());
+            }
+            assert_eq!(images(&cluster, "n1"), ["vulnerable"], "order {order:?}");
+            assert_eq!(
+                cluster.nodes["n1"].future[&Tool::ScanImages].run_id,
+                "forged"
+            );
+            assert_eq!(cluster.stats.future_records, 1);
+            assert_eq!(cluster.stats.superseded_records, 0);
+        }
+        let mut a = Cluster::with_horizon(Some(100.0));
+        a.add("n1", Tool::ScanImages, runs[1].clone());
+        let mut b = Cluster::with_horizon(Some(100.0));
+        b.add("n1", Tool::ScanImages, runs[0].clone());
+        let merged = Cluster::default().merge(a).merge(b);
+        assert_eq!(images(&merged, "n1"), ["vulnerable"]);
+        assert!(merged.nodes["n1"].future.contains_key(&Tool::ScanImages));
+    }
+
     #[test]
     fn merging_parallel_parts_keeps_the_newest_run() {
         let mut a = Cluster::default();
@@ -560,6 +640,22 @@ mod tests {
             json,
             r#"{"CRITICAL":2,"HIGH":1,"MEDIUM":0,"LOW":0,"UNKNOWN":3}"#
         );
+    }
+
+    /// Regression: sums wrapped (2 × 2^63 CRITICAL gave 0).
+    #[test]
+    fn severity_sums_saturate_never_wrap() {
+        let mut sev = Severities::default();
+        sev.add("CRITICAL", 1 << 63);
+        sev.add("CRITICAL", 1 << 63);
+        assert_eq!(sev.critical(), u64::MAX);
+        let mut total = Severities([u64::MAX, 1, 0, 0, 0]);
+        total.plus(&Severities([1 << 63; 5]));
+        assert_eq!(
+            total.0,
+            [u64::MAX, (1 << 63) + 1, 1 << 63, 1 << 63, 1 << 63]
+        );
+        assert_eq!(total.total(), u64::MAX);
     }
 
     #[test]

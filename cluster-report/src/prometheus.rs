@@ -81,8 +81,9 @@ impl Sample {
     }
 }
 
-/// Reads the cluster from the API.
-pub fn read(endpoint: &Endpoint) -> Result<Cluster> {
+/// Reads the cluster from the API; runs dated after `horizon` are
+/// future-dated (see [`Cluster::add`]).
+pub fn read(endpoint: &Endpoint, horizon: Option<f64>) -> Result<Cluster> {
     let agent = agent(endpoint)?;
     let series = query(&agent, endpoint, SERIES_QUERY)?;
     let nodes = match query(&agent, endpoint, NODES_QUERY) {
@@ -94,7 +95,7 @@ pub fn read(endpoint: &Endpoint) -> Result<Cluster> {
             Vec::new()
         }
     };
-    let mut cluster = from_samples(&series, &endpoint.node_label);
+    let mut cluster = from_samples(&series, &endpoint.node_label, horizon);
     if nodes.is_empty() {
         cluster.warn(format!(
             "{NODES_QUERY} returned nothing (is kube-state-metrics scraped?): nodes that send no metrics at all cannot be listed as missing"
@@ -118,8 +119,8 @@ fn agent(endpoint: &Endpoint) -> Result<ureq::Agent> {
             env!("CARGO_PKG_VERSION")
         ));
     if let Some(ca_file) = &endpoint.ca_file {
-        let pem = std::fs::read(ca_file)
-            .with_context(|| format!("cannot read CA file {}", ca_file.display()))?;
+        let pem =
+            crate::input::open::read_capped(ca_file, crate::input::open::MAX_CA_BYTES, "CA file")?;
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
@@ -179,8 +180,8 @@ pub fn parse_response(reader: impl Read, http_status: u16) -> Result<Vec<Sample>
 }
 
 /// Turns samples into per-node, per-tool runs.
-pub fn from_samples(samples: &[Sample], node_label: &str) -> Cluster {
-    let mut cluster = Cluster::default();
+pub fn from_samples(samples: &[Sample], node_label: &str, horizon: Option<f64>) -> Cluster {
+    let mut cluster = Cluster::with_horizon(horizon);
     let mut runs: BTreeMap<(String, Tool), Run> = BTreeMap::new();
     for sample in samples {
         cluster.stats.lines += 1;
@@ -210,7 +211,7 @@ pub fn from_samples(samples: &[Sample], node_label: &str) -> Cluster {
     }
     for ((node, tool), mut run) in runs {
         // `records` started at 1 for the run itself: count series only.
-        run.records -= 1;
+        run.records = run.records.saturating_sub(1);
         cluster.add(&node, tool, run);
     }
     cluster
@@ -236,11 +237,7 @@ fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64, strings: &mut
         "last_success_timestamp_seconds" => run.last_success = Some(value),
         _ => {}
     }
-    let count = if value.is_finite() && value > 0.0 {
-        value.round() as u64
-    } else {
-        0
-    };
+    let count = count_from(value);
     match (&mut run.data, metric) {
         (ToolData::Scan(scan), "vulnerabilities") => {
             let digest = sample.label("image_digest");
@@ -303,6 +300,24 @@ fn apply(run: &mut Run, metric: &str, sample: &Sample, value: f64, strings: &mut
     }
 }
 
+/// A sample value as a count: rounded, clamped to `0..=u64::MAX` (a count
+/// too large to hold saturates, it never wraps), NaN and negatives 0.
+fn count_from(value: f64) -> u64 {
+    // 2^64 as f64: anything at or above it does not fit.
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+    let value = value.round();
+    if value.is_nan() || value <= 0.0 {
+        0
+    } else if value >= LIMIT {
+        u64::MAX
+    } else {
+        // In range, integral and non-negative: the conversion is exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = value as u64;
+        count
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +363,7 @@ mod tests {
         ]
         .join(",");
         let samples = parse_response(response(&results).as_bytes(), 200).expect("parse");
-        let cluster = from_samples(&samples, "node");
+        let cluster = from_samples(&samples, "node", None);
         let runs = &cluster.nodes["n1"].tools;
         let scan = &runs[&Tool::ScanImages];
         assert_eq!(scan.version, "0.1.0");
@@ -365,6 +380,60 @@ mod tests {
         assert_eq!(cluster.stats.unsupported_records, 1);
         assert_eq!(cluster.stats.malformed_lines, 1);
         assert_eq!(cluster.stats.records, 7);
+    }
+
+    /// Regression: huge, negative and non-finite sample values become
+    /// saturated counts, and per-node sums of them never wrap.
+    #[test]
+    fn huge_counts_saturate() {
+        assert_eq!(count_from(1e30), u64::MAX);
+        assert_eq!(count_from(f64::INFINITY), u64::MAX);
+        assert_eq!(count_from(-5.0), 0);
+        assert_eq!(count_from(f64::NAN), 0);
+        assert_eq!(count_from(2.6), 3);
+        let results = [
+            series(
+                "nodeguard_scan_images_vulnerabilities",
+                r#","severity":"CRITICAL","image_digest":"sha256:aa""#,
+                "1e19",
+            ),
+            series(
+                "nodeguard_scan_images_vulnerabilities",
+                r#","severity":"critical","image_digest":"sha256:aa""#,
+                "1e19",
+            ),
+        ]
+        .join(",");
+        let samples = parse_response(response(&results).as_bytes(), 200).expect("parse");
+        let cluster = from_samples(&samples, "node", None);
+        let ToolData::Scan(data) = &cluster.nodes["n1"].tools[&Tool::ScanImages].data else {
+            unreachable!()
+        };
+        assert_eq!(
+            data.images["sha256:aa"].vulnerabilities.critical(),
+            u64::MAX
+        );
+    }
+
+    /// A node whose `last_run_timestamp_seconds` is beyond the horizon is
+    /// future-dated in the metrics lane too.
+    #[test]
+    fn future_last_run_is_kept_apart() {
+        let results = [
+            series(
+                "nodeguard_fim_check_last_run_timestamp_seconds",
+                "",
+                "4070908800",
+            ),
+            series("nodeguard_fim_check_changes", r#","kind":"added""#, "2"),
+        ]
+        .join(",");
+        let samples = parse_response(response(&results).as_bytes(), 200).expect("parse");
+        let cluster = from_samples(&samples, "node", Some(1_795_482_300.0));
+        let runs = &cluster.nodes["n1"];
+        assert!(runs.tools.is_empty());
+        assert_eq!(runs.future[&Tool::FimCheck].finished, 4_070_908_800.0);
+        assert_eq!(cluster.stats.future_records, 2);
     }
 
     /// A one-shot HTTP server on loopback: answers `body` to the first

@@ -18,6 +18,16 @@ pub struct ViewOptions {
     pub stale_after: f64,
     /// At most this many images in `images` (0: all).
     pub top_images: usize,
+    /// A run dated more than this many seconds after `now` is future-dated
+    /// (clock skew): it never replaces the node's newest plausible run.
+    pub clock_skew_tolerance: f64,
+}
+
+impl ViewOptions {
+    /// The latest plausible run time: `now` plus the clock-skew tolerance.
+    pub fn horizon(&self) -> f64 {
+        self.now + self.clock_skew_tolerance
+    }
 }
 
 /// The report body (the common envelope is added around it).
@@ -25,9 +35,12 @@ pub struct ViewOptions {
 pub struct ClusterView {
     pub source: SourceInfo,
     pub stale_after_seconds: f64,
+    pub clock_skew_tolerance_seconds: f64,
     pub summary: Summary,
     pub nodes: Vec<NodeRow>,
     pub stale: Vec<StaleTool>,
+    /// Runs dated beyond the clock-skew tolerance, per node and tool.
+    pub clock_skew: Vec<ClockSkew>,
     pub missing: Vec<MissingNode>,
     pub images: Vec<ImageRow>,
     pub images_total: usize,
@@ -54,6 +67,7 @@ pub struct Summary {
     pub nodes_expected: usize,
     pub nodes_missing: usize,
     pub nodes_stale: usize,
+    pub nodes_with_clock_skew: usize,
     pub vulnerabilities: Severities,
     pub nodes_with_critical: usize,
     pub images: usize,
@@ -75,6 +89,25 @@ pub struct ToolRow {
     pub last_success: f64,
     pub age_seconds: f64,
     pub stale: bool,
+    /// The node also sent a run of this tool dated in the future (see the
+    /// report's `clock_skew`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clock_skew: bool,
+}
+
+/// A node's tool that reported a run dated beyond the clock-skew tolerance.
+#[derive(Debug, Serialize)]
+pub struct ClockSkew {
+    pub node: String,
+    pub tool: Tool,
+    /// The future-dated run's time, Unix seconds.
+    pub reported_at: f64,
+    /// How far beyond "now" it is, in seconds.
+    pub ahead_seconds: f64,
+    /// Which run the report uses for this tool: `newest_plausible_run`, or
+    /// `future_run` when the node sent nothing plausible (then the tool
+    /// counts as stale: its last success is unknown).
+    pub used: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,7 +206,7 @@ pub fn build(
     let deployed: BTreeSet<Tool> = cluster
         .nodes
         .values()
-        .flat_map(|runs| runs.tools.keys().copied())
+        .flat_map(|runs| runs.tools.keys().chain(runs.future.keys()).copied())
         .collect();
     let mut sorted: Vec<_> = cluster.nodes.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -188,6 +221,12 @@ pub fn build(
     collector.summary.nodes_expected = cluster.expected_nodes.len().max(nodes.len());
 
     let mut warnings = cluster.warnings;
+    if collector.summary.nodes_with_clock_skew > 0 {
+        warnings.push(format!(
+            "{} nodes sent runs dated more than {} s in the future (clock skew, or forged records): those runs never replace a node's newest plausible run; see clock_skew",
+            collector.summary.nodes_with_clock_skew, opts.clock_skew_tolerance
+        ));
+    }
     if cluster.warnings_dropped > 0 {
         warnings.push(format!(
             "{} more input problems not listed",
@@ -198,6 +237,7 @@ pub fn build(
     let cis_failures = collector.cis_rows();
     let mut stale = collector.stale;
     stale.sort_by(|a, b| (&a.node, a.tool).cmp(&(&b.node, b.tool)));
+    let clock_skew = collector.clock_skew;
     ClusterView {
         source: SourceInfo {
             kind,
@@ -205,9 +245,11 @@ pub fn build(
             stats: cluster.stats,
         },
         stale_after_seconds: opts.stale_after,
+        clock_skew_tolerance_seconds: opts.clock_skew_tolerance,
         summary: collector.summary,
         nodes,
         stale,
+        clock_skew,
         missing,
         images,
         images_total,
@@ -223,6 +265,7 @@ pub fn build(
 struct Collector {
     summary: Summary,
     stale: Vec<StaleTool>,
+    clock_skew: Vec<ClockSkew>,
     /// Per image: what was seen, on how many nodes, unscanned on how many.
     images: BTreeMap<Text, (ImageSeen, usize, usize)>,
     cis: BTreeMap<String, CisRow>,
@@ -246,7 +289,7 @@ impl Collector {
             tools: BTreeMap::new(),
             missing_tools: deployed
                 .iter()
-                .filter(|t| !runs.tools.contains_key(t))
+                .filter(|t| !runs.tools.contains_key(t) && !runs.future.contains_key(t))
                 .copied()
                 .collect(),
             stale_tools: Vec::new(),
@@ -256,10 +299,42 @@ impl Collector {
             cis: BTreeMap::new(),
             fim: BTreeMap::new(),
         };
-        for (tool, run) in runs.tools {
+        let NodeRuns {
+            mut tools, future, ..
+        } = runs;
+        let mut skewed = false;
+        for (tool, future_run) in future {
+            skewed = true;
+            let used = if tools.contains_key(&tool) {
+                "newest_plausible_run"
+            } else {
+                "future_run"
+            };
+            self.clock_skew.push(ClockSkew {
+                node: row.node.clone(),
+                tool,
+                reported_at: future_run.finished,
+                ahead_seconds: future_run.finished - opts.now,
+                used,
+            });
+            if used == "future_run" {
+                tools.insert(tool, future_run);
+            }
+        }
+        if skewed {
+            self.summary.nodes_with_clock_skew += 1;
+        }
+        for (tool, run) in tools {
             let last_success = run.success_time();
+            let skew = self
+                .clock_skew
+                .iter()
+                .rev()
+                .take_while(|s| s.node == row.node)
+                .find(|s| s.tool == tool);
+            let future_only = skew.is_some_and(|s| s.used == "future_run");
             let age = (opts.now - last_success).max(0.0);
-            let is_stale = tool.periodic() && age > opts.stale_after;
+            let is_stale = tool.periodic() && (age > opts.stale_after || future_only);
             if is_stale {
                 row.stale_tools.push(tool);
                 self.stale.push(StaleTool {
@@ -278,6 +353,7 @@ impl Collector {
                     last_success,
                     age_seconds: age,
                     stale: is_stale,
+                    clock_skew: skew.is_some(),
                 },
             );
             match run.data {
@@ -360,11 +436,11 @@ impl Collector {
             ("removed".to_owned(), removed),
             ("changed".to_owned(), changed),
         ]);
-        let total = added + removed + changed;
+        let total = added.saturating_add(removed).saturating_add(changed);
         if total == 0 && fim.errors.unwrap_or(0) == 0 {
             return;
         }
-        self.summary.fim_changes += total;
+        self.summary.fim_changes = self.summary.fim_changes.saturating_add(total);
         if total > 0 {
             self.summary.nodes_with_fim_changes += 1;
         }
@@ -466,5 +542,91 @@ impl Collector {
         let mut rows: Vec<CisRow> = std::mem::take(&mut self.cis).into_values().collect();
         rows.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.id.cmp(&b.id)));
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Run, Severities};
+
+    fn scan_node(cluster: &mut Cluster, node: &str, critical: u64) {
+        let mut run = Run::new(Tool::ScanImages, "r", "0", 100.0);
+        if let ToolData::Scan(scan) = &mut run.data {
+            let seen = ImageSeen {
+                vulnerabilities: Severities([critical, 0, 0, 0, critical]),
+                ..ImageSeen::default()
+            };
+            scan.images.insert(Text::from("img"), seen.clone());
+            scan.images.insert(Text::from("img2"), seen);
+        }
+        cluster.add(node, Tool::ScanImages, run);
+    }
+
+    fn opts() -> ViewOptions {
+        ViewOptions {
+            now: 100.0,
+            stale_after: 7200.0,
+            top_images: 0,
+            clock_skew_tolerance: 300.0,
+        }
+    }
+
+    /// Regression: a future-dated run is flagged per node and never used
+    /// in place of a plausible one; alone, it is used but stale.
+    #[test]
+    fn clock_skew_is_flagged_and_plausible_runs_kept() {
+        let opts = opts();
+        let mut cluster = Cluster::with_horizon(Some(opts.horizon()));
+        scan_node(&mut cluster, "a", 3);
+        let mut forged = Run::new(Tool::ScanImages, "forged", "0", 4_070_908_800.0);
+        forged.run_id = "forged".into();
+        cluster.add("a", Tool::ScanImages, forged.clone());
+        cluster.add("b", Tool::ScanImages, forged);
+        let view = build(cluster, "jsonl", Vec::new(), &opts);
+        assert_eq!(view.summary.vulnerabilities.critical(), 6);
+        assert_eq!(view.summary.nodes_with_clock_skew, 2);
+        let used: Vec<_> = view
+            .clock_skew
+            .iter()
+            .map(|s| (s.node.as_str(), s.used))
+            .collect();
+        assert_eq!(used, [("a", "newest_plausible_run"), ("b", "future_run")]);
+        assert!(view.nodes[0].tools[&Tool::ScanImages].clock_skew);
+        assert!(!view.nodes[0].tools[&Tool::ScanImages].stale);
+        assert!(view.nodes[1].tools[&Tool::ScanImages].stale);
+        assert_eq!(view.stale.len(), 1);
+        assert!(view.warnings.iter().any(|w| w.contains("clock skew")));
+    }
+
+    /// Regression: two nodes with 2^63 criticals summed to 0, so
+    /// `--fail-on critical` passed.
+    #[test]
+    fn cluster_totals_saturate() {
+        let mut cluster = Cluster::default();
+        scan_node(&mut cluster, "a", 1 << 63);
+        scan_node(&mut cluster, "b", 1 << 63);
+        let opts = opts();
+        let view = build(cluster, "jsonl", Vec::new(), &opts);
+        assert_eq!(view.summary.vulnerabilities.critical(), u64::MAX);
+        assert_eq!(view.nodes[0].vulnerabilities.critical(), u64::MAX);
+        assert_eq!(view.summary.nodes_with_critical, 2);
+    }
+
+    #[test]
+    fn fim_totals_saturate() {
+        let mut cluster = Cluster::default();
+        for node in ["a", "b"] {
+            let mut run = Run::new(Tool::FimCheck, "r", "0", 100.0);
+            if let ToolData::Fim(fim) = &mut run.data {
+                for kind in ["added", "removed", "changed"] {
+                    fim.counts.insert(kind.to_owned(), u64::MAX / 2);
+                }
+            }
+            cluster.add(node, Tool::FimCheck, run);
+        }
+        let opts = opts();
+        let view = build(cluster, "jsonl", Vec::new(), &opts);
+        assert_eq!(view.summary.fim_changes, u64::MAX);
     }
 }

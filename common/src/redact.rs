@@ -77,24 +77,27 @@ pub fn redact(text: &str) -> String {
 pub fn redact_url_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (before, after_scheme) = rest.split_at(pos + 3);
+    while let Some((before, after_scheme)) = rest.split_once("://") {
         out.push_str(before);
+        out.push_str("://");
         // The authority ends at the first '/', '?', '#' or whitespace.
         let authority_end = after_scheme
             .find(|c: char| {
                 matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"' || c == '\''
             })
             .unwrap_or(after_scheme.len());
-        let authority = &after_scheme[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
+        let (authority, tail) = after_scheme
+            .split_at_checked(authority_end)
+            .unwrap_or((after_scheme, ""));
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
                 out.push_str(MASK);
-                out.push_str(&authority[at..]);
+                out.push('@');
+                out.push_str(host);
             }
             None => out.push_str(authority),
         }
-        rest = &after_scheme[authority_end..];
+        rest = tail;
     }
     out.push_str(rest);
     out

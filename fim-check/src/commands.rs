@@ -15,8 +15,9 @@ use crate::{EXIT_BASELINE_INTEGRITY, EXIT_BASELINE_MISMATCH, TOOL, VERSION};
 use anyhow::{bail, Context, Result};
 use nodeguard_common::atomic::AtomicFile;
 use nodeguard_common::exit::{ToolError, ERROR, FINDINGS, SUCCESS};
+use nodeguard_common::finish::{render, Finish};
 use nodeguard_common::hostroot::HostRoot;
-use nodeguard_common::report::{emit, rfc3339, RunContext};
+use nodeguard_common::report::{rfc3339, RunContext};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::OwnedFd;
@@ -25,32 +26,25 @@ use std::time::SystemTime;
 
 const IO_BUF: usize = 256 * 1024;
 
-/// Runs one command; on failure the metrics file (if any) records a failed
-/// run and keeps the previous run's series.
-pub fn run(cli: Cli) -> Result<u8> {
+/// Runs one command, printing its report to `out`; on failure the metrics
+/// file (if any) records a failed run and keeps the previous run's series.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let metrics_file = match &cli.command {
-        Command::Init(a) => a.scan.common.metrics_file.clone(),
-        Command::Check(a) | Command::Update(a) => a.common.metrics_file.clone(),
+        Command::Init(a) => a.scan.common.metrics_file.as_deref(),
+        Command::Check(a) | Command::Update(a) => a.common.metrics_file.as_deref(),
         Command::Show(_) | Command::DefaultConfig => None,
     };
-    let result = dispatch(cli);
-    if let (Err(_), Some(m)) = (&result, metrics_file) {
-        let empty = nodeguard_common::metrics::Metrics::new(TOOL);
-        if let Err(e) = nodeguard_common::metrics::write_run_metrics(&m, &empty, VERSION, false) {
-            log::warn!("cannot write --metrics-file {}: {e:#}", m.display());
-        }
-    }
-    result
+    Finish::new(TOOL, VERSION, metrics_file).guard(|| dispatch(cli, out))
 }
 
-fn dispatch(cli: Cli) -> Result<u8> {
-    match cli.command {
-        Command::Init(a) => init(&a),
-        Command::Check(a) => check_or_update(&a, false),
-        Command::Update(a) => check_or_update(&a, true),
-        Command::Show(a) => show(&a),
+fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+    match &cli.command {
+        Command::Init(a) => init(a, out),
+        Command::Check(a) => check_or_update(a, false, out),
+        Command::Update(a) => check_or_update(a, true, out),
+        Command::Show(a) => show(a, out),
         Command::DefaultConfig => {
-            std::io::stdout().write_all(DEFAULT_POLICY.as_bytes())?;
+            Finish::print(out, DEFAULT_POLICY.as_bytes())?;
             Ok(SUCCESS)
         }
     }
@@ -237,7 +231,7 @@ fn unauthenticated_warning(r: Option<&Reader<BufReader<File>>>, key: bool) -> Op
     }
 }
 
-fn init(a: &InitArgs) -> Result<u8> {
+fn init(a: &InitArgs, out: &mut dyn Write) -> Result<u8> {
     let s = setup(&a.scan)?;
     let path = &a.scan.baseline;
     if path.exists() && !a.force {
@@ -280,7 +274,7 @@ fn init(a: &InitArgs) -> Result<u8> {
     if s.key.is_none() {
         report.warnings.extend(unauthenticated_warning(None, false));
     }
-    finish(&s, &a.scan, &report)
+    finish(&s, &a.scan, &report, out)
 }
 
 fn open_baseline(path: &Path, key: Option<&[u8]>) -> Result<Reader<BufReader<File>>> {
@@ -324,7 +318,7 @@ fn check_binding(path: &Path, h: &Header, s: &Setup) -> Result<()> {
     Ok(())
 }
 
-fn check_or_update(a: &ScanArgs, update: bool) -> Result<u8> {
+fn check_or_update(a: &ScanArgs, update: bool, out: &mut dyn Write) -> Result<u8> {
     let mut s = setup(a)?;
     let path = &a.baseline;
     let mut reader = open_baseline(path, s.key.as_deref())?;
@@ -408,7 +402,7 @@ fn check_or_update(a: &ScanArgs, update: bool) -> Result<u8> {
         report.baseline.entries = count;
         report.baseline.previous = Some(prev.display().to_string());
     }
-    finish(&s, a, &report)
+    finish(&s, a, &report, out)
 }
 
 /// Copies the verified old baseline (the same open file) to `<path>.prev`.
@@ -428,15 +422,15 @@ fn keep_previous(path: &Path, reader: Reader<BufReader<File>>) -> Result<PathBuf
     Ok(prev)
 }
 
-/// Prints the report, writes metrics, and picks the exit code.
-fn finish(s: &Setup, a: &ScanArgs, report: &ScanReport) -> Result<u8> {
-    let mut out = std::io::stdout().lock();
-    emit(&mut out, &s.ctx, report, a.common.format, a.common.pretty)
-        .context("cannot write the report to stdout")?;
-    if let Some(m) = &a.common.metrics_file {
-        nodeguard_common::metrics::write_run_metrics(m, &report.metrics(), VERSION, true)
-            .with_context(|| format!("cannot write --metrics-file {}", m.display()))?;
-    }
+/// Writes metrics, then prints the report, and picks the exit code.
+fn finish(s: &Setup, a: &ScanArgs, report: &ScanReport, out: &mut dyn Write) -> Result<u8> {
+    let rendered = render(&s.ctx, report, a.common.format, a.common.pretty)?;
+    Finish::new(TOOL, VERSION, a.common.metrics_file.as_deref()).publish(
+        out,
+        &rendered,
+        &report.metrics(),
+        true,
+    )?;
     let sum = &report.summary;
     let changes = sum.added + sum.removed + sum.changed > 0;
     let errors = sum.errors > 0;
@@ -449,7 +443,7 @@ fn finish(s: &Setup, a: &ScanArgs, report: &ScanReport) -> Result<u8> {
     Ok(if fail { FINDINGS } else { SUCCESS })
 }
 
-fn show(a: &ShowArgs) -> Result<u8> {
+fn show(a: &ShowArgs, out: &mut dyn Write) -> Result<u8> {
     let key = read_key(a.key_file.as_deref())?;
     let want = a
         .path
@@ -491,12 +485,9 @@ fn show(a: &ShowArgs) -> Result<u8> {
         .as_ref()
         .map_or_else(|| header.node.clone(), |h| a.common.node_name(h));
     let ctx = RunContext::new(TOOL, VERSION, node);
-    emit(
-        &mut std::io::stdout().lock(),
-        &ctx,
-        &report,
-        a.common.format,
-        a.common.pretty,
+    Finish::print(
+        out,
+        &render(&ctx, &report, a.common.format, a.common.pretty)?,
     )?;
     Ok(SUCCESS)
 }

@@ -67,6 +67,9 @@ pub struct ResultCache {
     ttl: Duration,
 }
 
+/// Largest cache entry read (an entry is a few hundred bytes of JSON).
+const MAX_ENTRY_BYTES: u64 = 1 << 20;
+
 impl ResultCache {
     /// A cache in `dir` with entries valid for `ttl`.
     pub fn new(dir: impl Into<PathBuf>, ttl: Duration) -> Self {
@@ -79,7 +82,14 @@ impl ResultCache {
     /// A fresh entry for `key` whose full report still exists, if any.
     pub fn get(&self, key: &CacheKey, now: SystemTime) -> Option<CacheEntry> {
         let path = self.dir.join(key.file_name());
-        let bytes = std::fs::read(&path).ok()?;
+        let bytes =
+            match nodeguard_common::input::read_regular_file_if_exists(&path, MAX_ENTRY_BYTES) {
+                Ok(bytes) => bytes?,
+                Err(e) => {
+                    log::warn!("ignoring unreadable cache entry: {e:#}");
+                    return None;
+                }
+            };
         let entry: CacheEntry = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -109,10 +119,11 @@ impl ResultCache {
             return;
         };
         for entry in entries.flatten() {
-            let expired = std::fs::read(entry.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
-                .is_none_or(|e| unix(now).saturating_sub(e.scanned_at) >= self.ttl.as_secs());
+            let expired =
+                nodeguard_common::input::read_regular_file(&entry.path(), MAX_ENTRY_BYTES)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
+                    .is_none_or(|e| unix(now).saturating_sub(e.scanned_at) >= self.ttl.as_secs());
             if expired && entry.file_name().to_string_lossy().ends_with(".json") {
                 let _ = std::fs::remove_file(entry.path());
             }

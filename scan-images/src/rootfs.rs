@@ -15,6 +15,26 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nodeguard_common::lsm::{self, ChartValues, LsmSource, SystemFiles};
+
+/// The chart values that lift scan-images' confinement when an LSM denies
+/// it another process's `/proc/<pid>/root` (the CRI-O fallback).
+pub const LSM_VALUES: ChartValues<'static> = ChartValues {
+    apparmor: "scanImages.appArmorProfile",
+    selinux: "scanImages.seLinuxType",
+};
+
+/// One line for a failure to follow `/proc/<pid>/root`: an `EACCES` or
+/// `EPERM` names the LSM that likely denied it (AppArmor or SELinux) and
+/// the chart value that fixes it; anything else says what is needed.
+pub fn proc_root_error(src: &dyn LsmSource, proc_root: &Path, err: &std::io::Error) -> String {
+    lsm::diagnose_with(src, proc_root, err, &LSM_VALUES).unwrap_or_else(|| {
+        format!(
+            "{} is not readable (hostPID and CAP_SYS_PTRACE needed): {err}",
+            proc_root.display()
+        )
+    })
+}
 
 /// Mount points (unescaped) of mounts of device `major:minor` whose root is
 /// the filesystem's root, in `/proc/<pid>/mountinfo` order.
@@ -45,15 +65,23 @@ fn unescape(field: &str) -> String {
         let octal = bytes
             .get(i + 1..i + 4)
             .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+        // `\\777` does not fit a byte: kept as written, never wrapped.
+        let escaped = octal.and_then(|d| {
+            let value = d
+                .iter()
+                .fold(0u32, |n, digit| n * 8 + u32::from(digit - b'0'));
+            u8::try_from(value).ok()
+        });
+        match (bytes.get(i), escaped) {
+            (Some(b'\\'), Some(byte)) => {
+                out.push(byte);
                 i += 4;
             }
-            (b, _) => {
+            (Some(&b), _) => {
                 out.push(b);
                 i += 1;
             }
+            (None, _) => break,
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -65,16 +93,11 @@ fn unescape(field: &str) -> String {
 pub fn container_rootfs(host_root: &Path, pid: u32) -> Result<PathBuf> {
     let proc_root = host_root.join(format!("proc/{pid}/root"));
     let dev = std::fs::metadata(&proc_root)
-        .with_context(|| {
-            format!(
-                "{} is not readable (hostPID and CAP_SYS_PTRACE needed)",
-                proc_root.display()
-            )
-        })?
+        .map_err(|e| anyhow::anyhow!(proc_root_error(&SystemFiles, &proc_root, &e)))?
         .dev();
     let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
     let table_path = host_root.join("proc/1/mountinfo");
-    let table = std::fs::read_to_string(&table_path)
+    let table = nodeguard_common::input::read_regular_file_to_string(&table_path, 64 << 20)
         .with_context(|| format!("reading the host's mount table {}", table_path.display()))?;
     // A container's root is its own mount, never the host's `/`; among
     // several mounts of the device the deepest is the container's.
@@ -123,6 +146,63 @@ mod tests {
         assert_eq!(mount_points_for(MOUNTINFO, 0, 50), vec!["/mnt/with space"]);
         assert!(mount_points_for(MOUNTINFO, 0, 99).is_empty());
         assert!(mount_points_for("garbage\n\n1 2", 0, 40).is_empty());
+        // Regression: an escape past 255 overflowed a byte.
+        assert_eq!(unescape("/a\\777b\\04"), "/a\\777b\\04");
+    }
+
+    struct Fake(&'static [(&'static str, &'static str)]);
+
+    impl LsmSource for Fake {
+        fn read(&self, path: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, text)| (*text).to_owned())
+        }
+    }
+
+    const CAPS: (&str, &str) = (lsm::SELF_STATUS, "CapEff:\t00000000a80c25fb\n");
+
+    #[test]
+    fn a_denied_proc_root_names_the_lsm_and_the_chart_value() {
+        let path = Path::new("/host/proc/42/root");
+        let eacces = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        let apparmor = Fake(&[
+            (lsm::LSM_LIST, "lockdown,capability,apparmor"),
+            (lsm::ATTR_CURRENT, "cri-containerd.apparmor.d (enforce)"),
+            CAPS,
+        ]);
+        let line = proc_root_error(&apparmor, path, &eacces);
+        assert!(
+            line.contains("AppArmor") && line.contains("scanImages.appArmorProfile"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        let selinux = Fake(&[
+            (lsm::LSM_LIST, "selinux"),
+            (lsm::ATTR_CURRENT, "system_u:system_r:container_t:s0:c1,c2"),
+            CAPS,
+        ]);
+        let eperm = std::io::Error::from_raw_os_error(nix::libc::EPERM);
+        let line = proc_root_error(&selinux, path, &eperm);
+        assert!(
+            line.contains("SELinux") && line.contains("scanImages.seLinuxType"),
+            "{line}"
+        );
+        let unknown = proc_root_error(&Fake(&[CAPS]), path, &eacces);
+        assert!(
+            unknown.contains("AppArmor or SELinux")
+                && unknown.contains("scanImages.appArmorProfile")
+                && unknown.contains("scanImages.seLinuxType"),
+            "{unknown}"
+        );
+        // Not a denial: no LSM is blamed.
+        let enoent = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        let line = proc_root_error(&apparmor, path, &enoent);
+        assert!(
+            line.contains("is not readable") && !line.contains("AppArmor"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -452,12 +452,17 @@ pub fn host_fingerprint(host: &HostRoot) -> String {
 
 /// Fails unless `path` resolves to a program.
 pub fn require_program(path: &Path, flag: &str) -> Result<PathBuf> {
-    nodeguard_common::process::find_in_path(path).with_context(|| {
+    let found = nodeguard_common::process::find_in_path(path).with_context(|| {
         format!(
             "{} not found (not an executable file, nor in PATH); pass {flag}",
             path.display()
         )
-    })
+    })?;
+    // Trivy runs with its work directory as cwd: a relative path (`./trivy`,
+    // or a relative PATH entry) must be made absolute now, or every scan
+    // fails with "program not found".
+    std::path::absolute(&found)
+        .with_context(|| format!("cannot make {flag} {} absolute", found.display()))
 }
 
 #[cfg(test)]
@@ -473,6 +478,38 @@ mod tests {
             in_store,
             size: None,
         }
+    }
+
+    #[test]
+    fn relative_programs_become_absolute() {
+        let found = require_program(Path::new("./Cargo.toml"), "--trivy");
+        // Cargo.toml is not executable: refused, naming the flag.
+        assert!(format!("{:#}", found.unwrap_err()).contains("--trivy"));
+        let sh = require_program(Path::new("sh"), "--trivy").expect("sh in PATH");
+        assert!(sh.is_absolute(), "{}", sh.display());
+        let dir = tempfile::tempdir().expect("dir");
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let cwd = std::env::current_dir().expect("cwd");
+        let relative = pathdiff(&tool, &cwd);
+        let resolved = require_program(&relative, "--trivy").expect("found");
+        assert!(resolved.is_absolute(), "{}", resolved.display());
+        assert_eq!(
+            resolved.canonicalize().expect("c"),
+            tool.canonicalize().expect("c")
+        );
+    }
+
+    /// `to` relative to `from` (both absolute), with `..` as needed.
+    fn pathdiff(to: &Path, from: &Path) -> PathBuf {
+        let up = from.components().count() - 1;
+        let mut rel = PathBuf::from(".");
+        for _ in 0..up {
+            rel.push("..");
+        }
+        rel.join(to.strip_prefix("/").expect("absolute"))
     }
 
     #[test]

@@ -26,6 +26,11 @@ use crate::trivy_report::Severity;
 /// What Trivy's stderr says when another process holds its cache lock.
 const CACHE_LOCK_MESSAGE: &str = "cache may be in use by another process";
 
+/// Largest Trivy report read back (the JSON of an image with thousands of
+/// findings is tens of MiB). Larger, or not a regular file (a FIFO would
+/// block), fails that image with the reason.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+
 /// Directories a host scan must not walk: pseudo filesystems, and every
 /// container's layers (scanning them from the host root OOMs Trivy).
 pub const HOST_SKIP_DIRS: &[&str] = &[
@@ -326,16 +331,16 @@ pub fn scan(cfg: &TrivyConfig, target: &ScanTarget) -> Result<ScanOutput, ScanFa
         runs += 1;
         let result: Output = cmd.run().map_err(|e| fail(format!("{e:#}"), runs))?;
         if result.status.success() {
-            let report = std::fs::read(&output).map_err(|e| {
-                fail(
-                    format!(
-                        "`{}` exited 0 but wrote no report at {}: {e}",
-                        result.display,
-                        output.display()
-                    ),
-                    runs,
-                )
-            })?;
+            let report = nodeguard_common::input::read_regular_file(&output, MAX_REPORT_BYTES)
+                .map_err(|e| {
+                    fail(
+                        format!(
+                            "`{}` exited 0 but its report is unusable: {e:#}",
+                            result.display
+                        ),
+                        runs,
+                    )
+                })?;
             return Ok(ScanOutput {
                 report,
                 trivy_runs: runs,

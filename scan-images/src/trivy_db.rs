@@ -36,17 +36,23 @@ pub struct DbMetadata {
     pub downloaded_at: Option<String>,
 }
 
+/// Largest Trivy DB `metadata.json` read (the real one is ~150 bytes).
+pub const MAX_METADATA_BYTES: u64 = 1 << 20;
+
 impl DbMetadata {
     /// Reads `<dir>/metadata.json`; `Ok(None)` if it does not exist.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join("metadata.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .with_context(|| format!("{}: not a Trivy DB metadata file", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        // A regular file of a few hundred bytes: a FIFO or device there
+        // must not block or stream, a huge file must not take the memory.
+        let Some(bytes) =
+            nodeguard_common::input::read_regular_file_if_exists(&path, MAX_METADATA_BYTES)?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{}: not a Trivy DB metadata file", path.display()))
     }
 
     /// `UpdatedAt` as a time.

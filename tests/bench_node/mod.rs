@@ -6,6 +6,7 @@ mod fixture;
 mod kube_bench_bugs;
 mod layouts;
 mod output;
+mod proxy_via_host;
 mod real_proc;
 mod robustness;
 mod worker;

@@ -169,9 +169,55 @@ fn planted_fifos_do_not_hang_the_run() {
             .unwrap();
         assert!(status.success());
     }
-    let out = node.run(&["--targets", "node"]);
+    let out = run_bounded(&node, &["--targets", "node"]);
     out.assert_code(0);
     let r = super::fixture::Results::from_doc(out.json());
     assert_eq!(r.expect("4.2.1", "FAIL")["reason"], "error");
     assert!(r.doc["kubernetes_version"].is_null());
+}
+
+/// Runs bench-node on `node` under `timeout(1)`: a blocking read fails
+/// the test instead of hanging it.
+fn run_bounded(node: &Node, extra: &[&str]) -> crate::harness::RunResult {
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.args(["-k", "5", "30"])
+        .arg(crate::harness::bin("bench-node"))
+        .arg("--host-root")
+        .arg(node.root())
+        .args(extra);
+    let out = crate::harness::run(&mut cmd);
+    assert_ne!(out.code, 124, "bench-node hung:\n{}", out.stderr);
+    out
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Regression: a FIFO or character device where `<proc>/<pid>/cmdline`,
+/// `cgroup` or `environ` should be blocked the run, or read gigabytes.
+#[test]
+fn special_files_in_proc_neither_block_nor_flood() {
+    let node = Worker::default().build("proc-fifos");
+    let proc_dir = node.dir.join("proc");
+    // A process whose cmdline is a FIFO, one whose cmdline is /dev/zero.
+    mkfifo(&proc_dir.join("300/cmdline"));
+    node.symlink("/proc/301/cmdline", "/dev/zero");
+    // The kubelet's cgroup and environ are a FIFO and /dev/zero.
+    mkfifo(&proc_dir.join(format!("{KUBELET_PID}/cgroup")));
+    node.symlink(&format!("/proc/{KUBELET_PID}/environ"), "/dev/zero");
+    // An etcd whose environ is a FIFO (its ETCD_* settings are read).
+    node.proc(400, &["/usr/local/bin/etcd", "--data-dir=/var/lib/etcd"]);
+    mkfifo(&proc_dir.join("400/environ"));
+    let out = run_bounded(&node, &["--targets", "node,etcd"]);
+    out.assert_code(0);
+    let r = super::fixture::Results::from_doc(out.json());
+    // The kubelet is still found and judged from its command line.
+    r.expect("4.2.1", "PASS");
 }

@@ -73,7 +73,7 @@ ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 ";
 
-const KUBECONFIG: &str = "\
+pub const KUBECONFIG: &str = "\
 apiVersion: v1
 kind: Config
 clusters:

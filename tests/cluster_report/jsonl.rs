@@ -161,8 +161,23 @@ fn fail_on_conditions_set_exit_1() {
     run(tool("cluster-report").args([logs, "--now", NOW, "--fail-on", "critical"])).assert_code(1);
     run(tool("cluster-report").args([logs, "--now", NOW, "--fail-on", "stale,missing"]))
         .assert_code(1);
-    // Measured right after node-c's run, nothing is stale.
+    // Measured right after node-c's run, nothing is stale (the other
+    // nodes' later runs are within the clock-skew tolerance given here;
+    // beyond it they would be future-dated, and a tool with only a
+    // future-dated run counts as stale).
     let early = "2026-11-23T20:30:00Z";
+    run(tool("cluster-report").args([
+        logs,
+        "--now",
+        early,
+        "--stale-after",
+        "12h",
+        "--clock-skew-tolerance",
+        "6h",
+        "--fail-on",
+        "stale",
+    ]))
+    .assert_code(0);
     run(tool("cluster-report").args([
         logs,
         "--now",
@@ -172,7 +187,7 @@ fn fail_on_conditions_set_exit_1() {
         "--fail-on",
         "stale",
     ]))
-    .assert_code(0);
+    .assert_code(1);
 }
 
 #[test]

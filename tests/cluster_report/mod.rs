@@ -10,11 +10,13 @@
 //! - `prometheus_e2e`: the real `prometheus-node-exporter` and `prometheus`
 //!   on loopback with the shipped rules: an alert fires and resolves, and
 //!   `cluster-report --prometheus` reads the same data;
+//! - `hostile`: wrapping counts, future dates, devices, pipes, endless lines;
 //! - `browser`: the HTML page in headless Chromium, with a screenshot;
 //! - `round_trip`: the real tools on several fixture hosts, their JSON
 //!   Lines shipped three ways and read back with nothing lost.
 
 mod browser;
+mod hostile;
 mod jsonl;
 mod prometheus_e2e;
 mod round_trip;

@@ -270,12 +270,11 @@ fn findings(trivy_report: &Value) -> Vec<(String, String, String, String, String
     out
 }
 
-#[test]
-fn real_containerd_and_trivy_each_image_once_then_cached() {
-    skip_unless_root!("starts containerd and runs containers");
-    let Some(art) = Artefacts::find() else { return };
-    let _serial = harness::exclusive("containerd");
-
+/// The node: four images imported into `k8s.io`, then three containers
+/// of one image (under two tags), one of another, and one whose image name
+/// is removed while it runs (containerd keeps it by ID only, so Trivy
+/// cannot look it up and its running root is scanned).
+fn start_node(art: &Artefacts) -> Containerd {
     let mut ctd = Containerd::start(&art.crictl);
     for name in ["pause", "busybox", "debian", "legacy"] {
         ctd.import(
@@ -289,7 +288,6 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
         "localhost/debian:12",
         "localhost/debian:bookworm",
     ]);
-    // Three containers of one image (under two tags), one of another.
     ctd.pod(
         "shop",
         "web-0",
@@ -300,67 +298,91 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     );
     ctd.pod("shop", "web-1", &[("app", "localhost/debian:12")]);
     ctd.pod("tools", "toolbox-0", &[("shell", "localhost/busybox:1.35")]);
-    // An image whose name is removed while it runs: containerd keeps it by
-    // ID only, so Trivy cannot look it up and its running root is scanned.
     ctd.pod("batch", "legacy-0", &[("job", "localhost/legacy:1")]);
     ctd.ctr(&["images", "rm", "localhost/legacy:1"]);
+    ctd
+}
 
-    let dir = TestDir::new("scan-images-e2e");
-    // The DB a node would have downloaded; current, so no update runs.
-    let db = dir.join("cache/trivy/db");
-    std::fs::create_dir_all(&db).unwrap();
-    for f in ["trivy.db", "metadata.json"] {
-        std::fs::copy(art.db.join(f), db.join(f)).unwrap();
+/// scan-images pointed at the node: a current DB copied in (no update
+/// runs), real Trivy behind a wrapper that logs each run, a metrics file.
+struct Scanner<'a> {
+    art: &'a Artefacts,
+    endpoint: String,
+    dir: TestDir,
+    wrapper: PathBuf,
+    trivy_log: PathBuf,
+    metrics: PathBuf,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(art: &'a Artefacts, ctd: &Containerd) -> Self {
+        let dir = TestDir::new("scan-images-e2e");
+        let db = dir.join("cache/trivy/db");
+        std::fs::create_dir_all(&db).unwrap();
+        for f in ["trivy.db", "metadata.json"] {
+            std::fs::copy(art.db.join(f), db.join(f)).unwrap();
+        }
+        let trivy_log = dir.join("trivy-argv.log");
+        let wrapper = dir.write(
+            "bin/trivy",
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+                trivy_log.display(),
+                art.trivy.display()
+            ),
+        );
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let metrics = dir.join("scan-images.prom");
+        Self {
+            art,
+            endpoint: ctd.endpoint(),
+            dir,
+            wrapper,
+            trivy_log,
+            metrics,
+        }
     }
-    // Count real Trivy processes with a logging wrapper around the real binary.
-    let trivy_log = dir.join("trivy-argv.log");
-    let wrapper = dir.write(
-        "bin/trivy",
-        format!(
-            "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
-            trivy_log.display(),
-            art.trivy.display()
-        ),
-    );
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let metrics = dir.join("scan-images.prom");
-    let run = |extra: &[&str]| {
+
+    /// One cycle with `extra` flags.
+    fn run(&self, extra: &[&str]) -> harness::RunResult {
         let mut cmd = harness::tool("scan-images");
         cmd.arg("--crictl")
-            .arg(&art.crictl)
+            .arg(&self.art.crictl)
             .arg("--trivy")
-            .arg(&wrapper)
+            .arg(&self.wrapper)
             .args([
                 "--runtime-endpoint",
-                &ctd.endpoint(),
+                &self.endpoint,
                 "--node-name",
                 "e2e-node",
                 "--skip-java-db",
             ])
             .arg("--cache-dir")
-            .arg(dir.join("cache"))
+            .arg(self.dir.join("cache"))
             .arg("--output-dir")
-            .arg(dir.join("reports"))
+            .arg(self.dir.join("reports"))
             .arg("--metrics-file")
-            .arg(&metrics)
+            .arg(&self.metrics)
             .args(extra);
         harness::run(&mut cmd)
-    };
-    let trivy_runs = || {
-        std::fs::read_to_string(&trivy_log)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
+    }
 
-    // --host: this machine's own OS packages (Debian 12, bash is essential).
-    let first = run(&["--host"]);
-    first.assert_code(0);
-    let report = first.json();
+    /// Real Trivy processes started so far.
+    fn trivy_runs(&self) -> usize {
+        self.trivy_log_text().lines().count()
+    }
+
+    fn trivy_log_text(&self) -> String {
+        std::fs::read_to_string(&self.trivy_log).unwrap_or_default()
+    }
+}
+
+/// The first cycle's totals: each unique image scanned once, plus the host.
+fn assert_one_scan_per_unique_image(report: &Value, scanner: &Scanner) {
     assert_eq!(report["runtime"]["kind"], "containerd");
     assert_eq!(report["runtime"]["name"], "containerd");
     assert_eq!(report["db"]["status"], "current");
@@ -369,11 +391,16 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
     assert_eq!(report["summary"]["scanned"], 3);
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(
-        trivy_runs(),
+        scanner.trivy_runs(),
         4,
         "one Trivy run per unique image, one for the host: {}",
-        std::fs::read_to_string(&trivy_log).unwrap()
+        scanner.trivy_log_text()
     );
+}
+
+/// `--host`: this machine's own OS packages (on Debian 12, the planted
+/// bash CVE is found).
+fn assert_host_scanned(report: &Value) {
     let host = &report["host"];
     assert_eq!(host["status"], "scanned", "{host:#}");
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
@@ -387,8 +414,12 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
             "the planted bash CVE on the host: {host:#}"
         );
     }
+}
 
-    let debian = image(&report, "localhost/debian:12");
+/// The Debian image: both tags, its three containers, the planted CVEs in
+/// the summary and in Trivy's full report of the running image.
+fn assert_debian_image(report: &Value) {
+    let debian = image(report, "localhost/debian:12");
     assert_eq!(
         debian["repo_tags"],
         serde_json::json!(["localhost/debian:12", "localhost/debian:bookworm"])
@@ -449,11 +480,19 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
             s("CVE-2099-0003", "zlib1g", "1:1.2.13.dfsg-1", "", "LOW"),
         ]
     );
-    let busybox = image(&report, "localhost/busybox:1.35");
+}
+
+/// The busybox image: clean, one container.
+fn assert_busybox_clean(report: &Value) {
+    let busybox = image(report, "localhost/busybox:1.35");
     assert_eq!(busybox["status"], "scanned");
     assert_eq!(busybox["vulnerabilities"]["CRITICAL"], 0);
     assert_eq!(busybox["containers"][0]["pod"], "toolbox-0");
+}
 
+/// The image known by ID only: scanned through its running root, with the
+/// same findings as the image it was built from, and a note saying so.
+fn assert_untagged_image_scanned_through_its_root(report: &Value, ctd: &Containerd) {
     let legacy = report["images"]
         .as_array()
         .unwrap()
@@ -476,17 +515,24 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
         "{root}"
     );
     assert_eq!(
-        legacy["vulnerabilities"], debian["vulnerabilities"],
+        legacy["vulnerabilities"],
+        image(report, "localhost/debian:12")["vulnerabilities"],
         "same packages, found in the running root"
     );
+}
 
-    let prom = std::fs::read_to_string(&metrics).unwrap();
+/// The metrics file: a series with the count for the vulnerable image, a
+/// zero-valued one for the clean image.
+fn assert_metrics_series(report: &Value, scanner: &Scanner) {
+    let prom = std::fs::read_to_string(&scanner.metrics).unwrap();
     let series = |sev: &str, repo: &str, tag: &str, id: &Value| {
         format!(
             "nodeguard_scan_images_vulnerabilities{{severity=\"{sev}\",image_repository=\"{repo}\",image_tag=\"{tag}\",image_digest=\"{}\"}}",
             id.as_str().unwrap()
         )
     };
+    let debian = image(report, "localhost/debian:12");
+    let busybox = image(report, "localhost/busybox:1.35");
     assert!(
         prom.contains(&format!(
             "{} 1\n",
@@ -506,17 +552,45 @@ fn real_containerd_and_trivy_each_image_once_then_cached() {
         )),
         "zero series for the clean image: {prom}"
     );
+}
 
-    // Second cycle: nothing changed, so Trivy does not run at all.
-    let second = run(&["--host", "--fail-on", "CRITICAL"]);
+/// Second cycle: nothing changed, so Trivy does not run at all, and the
+/// cached findings still trigger `--fail-on`.
+fn assert_unchanged_cycle_is_cached(scanner: &Scanner) {
+    let second = scanner.run(&["--host", "--fail-on", "CRITICAL"]);
     second.assert_code(1);
     let report = second.json();
     assert_eq!(report["summary"]["cached"], 3, "{report:#}");
     assert_eq!(report["summary"]["trivy_runs"], 0);
     assert_eq!(report["host"]["status"], "cached");
-    assert_eq!(trivy_runs(), 4, "no Trivy process on the unchanged cycle");
+    assert_eq!(
+        scanner.trivy_runs(),
+        4,
+        "no Trivy process on the unchanged cycle"
+    );
     assert_eq!(
         image(&report, "localhost/debian:12")["vulnerabilities"]["HIGH"],
         2
     );
+}
+
+#[test]
+fn real_containerd_and_trivy_each_image_once_then_cached() {
+    skip_unless_root!("starts containerd and runs containers");
+    let Some(art) = Artefacts::find() else { return };
+    let _serial = harness::exclusive("containerd");
+    let ctd = start_node(&art);
+    let scanner = Scanner::new(&art, &ctd);
+
+    let first = scanner.run(&["--host"]);
+    first.assert_code(0);
+    let report = first.json();
+    assert_one_scan_per_unique_image(&report, &scanner);
+    assert_host_scanned(&report);
+    assert_debian_image(&report);
+    assert_busybox_clean(&report);
+    assert_untagged_image_scanned_through_its_root(&report, &ctd);
+    assert_metrics_series(&report, &scanner);
+
+    assert_unchanged_cycle_is_cached(&scanner);
 }

@@ -317,3 +317,120 @@ fn an_unwritable_metrics_file_is_an_error_with_no_report() {
         result.stderr
     );
 }
+
+/// Regression: `--trivy ./trivy` (and a relative `--crictl`) failed every
+/// image with "program not found" (Trivy runs in its work directory), and
+/// the run still exited 0. Relative paths are resolved at start.
+#[test]
+fn relative_program_paths_are_resolved_first() {
+    let node = Node::containerd();
+    let crictl = node.dir.write(
+        "bin/crictl",
+        std::fs::read(Node::stand_in("crictl")).unwrap(),
+    );
+    std::fs::set_permissions(&crictl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let d = node.dir.path();
+    let mut cmd = harness::tool("scan-images");
+    cmd.current_dir(d)
+        .args(["--crictl", "./bin/crictl", "--trivy", "./bin/trivy"])
+        .args([
+            "--runtime-endpoint",
+            "unix:///run/containerd/containerd.sock",
+        ])
+        .arg("--host-root")
+        .arg(d.join("hostroot"))
+        .args(["--node-name", "node-1", "--skip-java-db"])
+        .arg("--cache-dir")
+        .arg(d.join("cache"))
+        .arg("--output-dir")
+        .arg(d.join("out"))
+        .env("FAKE_CRICTL_DIR", d.join("crictl"))
+        .env("FAKE_CRICTL_LOG", d.join("crictl.log"));
+    let result = harness::run(&mut cmd);
+    result.assert_code(0);
+    let report = result.json();
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(image(&report, "nginx:1.27")["status"], "scanned");
+}
+
+/// Regression: when every scan failed the run exited 0, as if the node
+/// were clean. It exits 3, with the report naming each failure.
+#[test]
+fn every_scan_failing_exits_3_with_the_report() {
+    let node = Node::containerd();
+    let result = harness::run(&mut node.cmd_with_trivy("crash", ""));
+    result.assert_code(3);
+    let report = result.json();
+    assert_eq!(report["summary"]["scanned"], 0);
+    assert!(report["summary"]["failed"].as_u64().unwrap() > 0);
+    assert!(
+        result.stderr.contains("every scan failed"),
+        "{}",
+        result.stderr
+    );
+    // One image scanned is enough for a normal exit.
+    let result = harness::run(&mut node.cmd_with_trivy("crash", "redis"));
+    result.assert_code(0);
+}
+
+/// Runs `cmd` under `timeout(1)`: a blocking read fails the test instead
+/// of hanging it.
+fn run_bounded(cmd: &Command) -> harness::RunResult {
+    let mut bounded = Command::new("timeout");
+    bounded.args(["-k", "5", "60"]).arg(cmd.get_program());
+    bounded.args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => bounded.env(key, value),
+            None => bounded.env_remove(key),
+        };
+    }
+    let result = harness::run(&mut bounded);
+    assert_ne!(result.code, 124, "scan-images hung:\n{}", result.stderr);
+    result
+}
+
+/// Regression: Trivy's DB `metadata.json` was read whole and blocking:
+/// a FIFO there hung the run, a huge file took the memory.
+#[test]
+fn trivy_db_metadata_is_type_checked_and_capped() {
+    for (what, make) in [("FIFO", "mkfifo \"$1\""), ("huge", "truncate -s 3G \"$1\"")] {
+        let node = Node::containerd();
+        let meta = node.dir.join("cache/trivy/db/metadata.json");
+        std::fs::remove_file(&meta).unwrap();
+        let status = Command::new("sh")
+            .args(["-c", make, "sh"])
+            .arg(&meta)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let result = run_bounded(&node.cmd());
+        result.assert_code(2);
+        assert!(
+            result.stderr.contains("metadata.json"),
+            "{what}: {}",
+            result.stderr
+        );
+        assert_eq!(result.stdout, "", "{what}");
+    }
+}
+
+/// Regression: Trivy's output report was read whole and blocking: a FIFO
+/// there hung the scan, a huge one took the memory. Each fails its image.
+#[test]
+fn trivy_output_report_is_type_checked_and_capped() {
+    for (mode, says) in [("fifo-report", "FIFO"), ("huge-report", "limit")] {
+        let node = Node::containerd();
+        let result = run_bounded(&node.cmd_with_trivy(mode, "redis"));
+        result.assert_code(0);
+        let report = result.json();
+        let redis = image(&report, "redis@");
+        assert_eq!(redis["status"], "failed", "{mode}");
+        let error = redis["error"].as_str().unwrap();
+        assert!(
+            error.contains("report.json") && error.contains(says),
+            "{mode}: {error}"
+        );
+        assert_eq!(image(&report, "nginx:1.27")["status"], "scanned");
+    }
+}

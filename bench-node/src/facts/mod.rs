@@ -16,6 +16,7 @@ use crate::config::{self, Layers};
 use crate::definitions::{Component, FileRole, Target};
 use crate::files::{Accounts, FileSet};
 use crate::layout::{Layout, K3S_KUBELET_ARGS};
+use crate::mounts::{MountTable, ProcessView};
 use crate::procs::{self, ProcKind, Process};
 use crate::version::KubeVersion;
 use sources::{detect_targets, detect_version, k3s_component_args, static_pod_command};
@@ -56,6 +57,20 @@ pub struct ComponentFacts {
     pub env: BTreeMap<String, String>,
     /// The filesystem view the component's own paths are relative to.
     pub root: HostRoot,
+    /// For a containerised component read through the host root (`root`
+    /// is then the host's): how its paths map to host paths.
+    pub view: Option<ProcessView>,
+}
+
+impl ComponentFacts {
+    /// A path of the component as a path under `root`: mapped through
+    /// the component's mounts when it has a view, else unchanged.
+    pub fn path_under_root(&self, path: &str) -> String {
+        self.view
+            .as_ref()
+            .and_then(|view| view.host_path(path))
+            .unwrap_or_else(|| path.to_owned())
+    }
 }
 
 /// Everything the audits read.
@@ -154,8 +169,8 @@ struct Gatherer<'a> {
     warnings: &'a mut Vec<String>,
 }
 
-impl Gatherer<'_> {
-    fn process(&self, component: Component) -> Option<&Process> {
+impl<'a> Gatherer<'a> {
+    fn process(&self, component: Component) -> Option<&'a Process> {
         let mut matching = self
             .processes
             .iter()
@@ -164,7 +179,7 @@ impl Gatherer<'_> {
         Some(first)
     }
 
-    fn k3s(&self) -> Option<&Process> {
+    fn k3s(&self) -> Option<&'a Process> {
         self.processes
             .iter()
             .find(|p| matches!(p.kind, ProcKind::K3s { .. }))
@@ -172,12 +187,32 @@ impl Gatherer<'_> {
 
     /// The root a process's paths are relative to: the host root for a
     /// process in the host's mount namespace, else its own `/proc/<pid>/root`.
-    fn root_of(&self, process: &Process) -> HostRoot {
+    /// When that cannot be opened, one warning says why (naming the LSM and
+    /// the chart value when one likely denied it) and the host root is used.
+    fn root_of(&mut self, process: &Process) -> HostRoot {
         if process.host_mount_ns {
             return self.host.clone();
         }
-        HostRoot::open(procs::process_root(self.proc_dir, process.pid))
-            .unwrap_or_else(|_| self.host.clone())
+        let path = procs::process_root(self.proc_dir, process.pid);
+        match HostRoot::open(&path) {
+            Ok(root) => root,
+            Err(e) => {
+                self.warnings.push(procs::proc_root_error(
+                    &nodeguard_common::lsm::SystemFiles,
+                    &path,
+                    &e,
+                ));
+                self.host.clone()
+            }
+        }
+    }
+
+    /// A containerised process's mounts mapped to the host's, when both
+    /// mount tables can be read (they need no ptrace access).
+    fn view_of(&self, process: &Process) -> Option<ProcessView> {
+        let own = MountTable::read(self.proc_dir, process.pid).ok()?;
+        let host = MountTable::read(self.proc_dir, 1).ok()?;
+        Some(ProcessView { own, host })
     }
 
     fn component(&mut self, component: Component) -> Option<ComponentFacts> {
@@ -239,13 +274,17 @@ impl Gatherer<'_> {
             flags_override_config: true,
             env: BTreeMap::new(),
             root,
+            view: None,
         })
     }
 
     fn kube_proxy(&mut self) -> Option<ComponentFacts> {
         if let Some(p) = self.process(Component::KubeProxy) {
-            let root = self.root_of(p);
             let flags = Flags::parse(p.flag_args());
+            if let Some(facts) = self.kube_proxy_through_host(p, &flags) {
+                return Some(facts);
+            }
+            let root = self.root_of(p);
             let config = load_config(&root, &flags);
             return Some(ComponentFacts {
                 pid: Some(p.pid),
@@ -255,6 +294,7 @@ impl Gatherer<'_> {
                 flags_override_config: false,
                 env: BTreeMap::new(),
                 root,
+                view: None,
             });
         }
         let k3s = self.k3s()?;
@@ -270,6 +310,7 @@ impl Gatherer<'_> {
             flags_override_config: true,
             env: BTreeMap::new(),
             root: self.host.clone(),
+            view: None,
         })
     }
 
@@ -293,6 +334,7 @@ impl Gatherer<'_> {
                 flags_override_config: component != Component::Etcd,
                 env,
                 root,
+                view: None,
             });
         }
         let manifest = format!("{}/{}.yaml", self.layout.manifest_dir(), component.name());
@@ -310,6 +352,7 @@ impl Gatherer<'_> {
                     flags_override_config: component != Component::Etcd,
                     env,
                     root: self.host.clone(),
+                    view: None,
                 })
             }
             Err(e) => {
@@ -318,6 +361,42 @@ impl Gatherer<'_> {
                 None
             }
         }
+    }
+}
+
+impl Gatherer<'_> {
+    /// kube-proxy in its own pod (kubeadm and most managed clusters), read
+    /// through the host root instead of `/proc/<pid>/root`: its `--config`
+    /// (a ConfigMap volume) is found where the kubelet keeps that volume,
+    /// via the mount tables ([`crate::mounts`]). `None` (fall back to
+    /// `/proc/<pid>/root`) when kube-proxy shares the host's mounts, the
+    /// tables cannot be read, or the config is not on a host filesystem.
+    fn kube_proxy_through_host(&self, p: &Process, flags: &Flags) -> Option<ComponentFacts> {
+        if p.host_mount_ns {
+            return None;
+        }
+        let view = self.view_of(p)?;
+        let config = flags
+            .raw("config")
+            .filter(|c| !c.is_empty())
+            .map(config::absolute);
+        let load_flags = match &config {
+            Some(path) => {
+                let on_host = view.host_path(path).filter(|h| self.host.exists(h))?;
+                Flags::parse(&[format!("--config={on_host}")])
+            }
+            None => Flags::default(),
+        };
+        Some(ComponentFacts {
+            pid: Some(p.pid),
+            argv_source: format!("/proc/{}/cmdline", p.pid),
+            flags: flags.clone(),
+            config: load_config(self.host, &load_flags),
+            flags_override_config: false,
+            env: BTreeMap::new(),
+            root: self.host.clone(),
+            view: Some(view),
+        })
     }
 }
 

@@ -299,7 +299,7 @@ impl Gatherer<'_> {
             return match chosen {
                 Some((path, source, detail)) => files::existing(
                     &p.root,
-                    &[config::absolute(&path)],
+                    &[p.path_under_root(&config::absolute(&path))],
                     source,
                     detail,
                     "kube-proxy kubeconfig",

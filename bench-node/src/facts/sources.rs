@@ -131,76 +131,27 @@ pub(super) fn detect_version(
         return (KubeVersion::parse(v, "--kubernetes-version"), None);
     }
     let mut tried = Vec::new();
-    let binary = processes
+    let program = processes
         .iter()
         .find(|p| {
             p.kind == ProcKind::Component(Component::Kubelet)
                 || matches!(p.kind, ProcKind::K3s { .. })
         })
-        .map(Process::program)
-        .map(str::to_string);
-    if let Some(program) = &binary {
-        if let Some(v) = version::from_rke2_path(program) {
-            return (
-                KubeVersion::parse(&v, format!("RKE2 data directory in {program}")),
-                None,
-            );
+        .map(Process::program);
+    let found = match program {
+        Some(program) => version_of_program(host, program, &mut tried),
+        None => {
+            tried.push("no kubelet process".to_string());
+            None
         }
-        let candidates: Vec<String> = if program.starts_with('/') {
-            vec![program.clone()]
-        } else {
-            ["/usr/bin", "/usr/local/bin", "/bin"]
-                .iter()
-                .map(|d| format!("{d}/{program}"))
-                .collect()
-        };
-        for path in candidates {
-            let Ok(mut file) = host.open_file(&path) else {
-                continue;
-            };
-            let found = version::go_modinfo_of(&mut file)
-                .map(|m| m.and_then(|m| version::git_version_from_modinfo(&m)));
-            match found {
-                Ok(Some(v)) => {
-                    return (
-                        KubeVersion::parse(&v, format!("Go build info of {path}")),
-                        None,
-                    )
-                }
-                Ok(None) => tried.push(format!(
-                    "{path} has no Kubernetes version in its Go build info"
-                )),
-                Err(e) => tried.push(format!("{path}: {e}")),
-            }
-        }
-    } else {
-        tried.push("no kubelet process".to_string());
-    }
+    };
     // Release kubelets built with -trimpath record no link flags; kubeadm
     // nodes installed it as a package, whose version dpkg recorded.
-    if let Ok(status) = host.read_limited("/var/lib/dpkg/status", 64 << 20) {
-        if let Some(v) = version::from_dpkg_status(&String::from_utf8_lossy(&status)) {
-            return (
-                KubeVersion::parse(&v, "kubelet package in /var/lib/dpkg/status"),
-                None,
-            );
-        }
-    }
-    let manifest = format!("{}/kube-apiserver.yaml", layout.manifest_dir());
-    if components.contains_key(&Component::KubeApiserver) && host.exists(&manifest) {
-        if let Ok(layer) = config::load_file(host, &manifest) {
-            if let Some(v) = layer
-                .doc
-                .pointer("/spec/containers/0/image")
-                .and_then(Json::as_str)
-                .and_then(version::from_image)
-            {
-                return (
-                    KubeVersion::parse(&v, format!("image tag in {manifest}")),
-                    None,
-                );
-            }
-        }
+    if let Some(version) = found
+        .or_else(|| version_from_dpkg(host))
+        .or_else(|| version_from_apiserver_manifest(host, components, layout))
+    {
+        return (version, None);
     }
     (
         None,
@@ -209,6 +160,74 @@ pub(super) fn detect_version(
             tried.join("; ")
         )),
     )
+}
+
+/// The version of the kubelet (or k3s) program: from an RKE2 data
+/// directory in its path, else from its Go build info (a bare name is
+/// looked up in the usual bin directories). What failed goes to `tried`.
+fn version_of_program(
+    host: &HostRoot,
+    program: &str,
+    tried: &mut Vec<String>,
+) -> Option<Option<KubeVersion>> {
+    if let Some(v) = version::from_rke2_path(program) {
+        return Some(KubeVersion::parse(
+            &v,
+            format!("RKE2 data directory in {program}"),
+        ));
+    }
+    let candidates: Vec<String> = if program.starts_with('/') {
+        vec![program.to_string()]
+    } else {
+        ["/usr/bin", "/usr/local/bin", "/bin"]
+            .iter()
+            .map(|d| format!("{d}/{program}"))
+            .collect()
+    };
+    for path in candidates {
+        let Ok(mut file) = host.open_file(&path) else {
+            continue;
+        };
+        let found = version::go_modinfo_of(&mut file)
+            .map(|m| m.and_then(|m| version::git_version_from_modinfo(&m)));
+        match found {
+            Ok(Some(v)) => return Some(KubeVersion::parse(&v, format!("Go build info of {path}"))),
+            Ok(None) => tried.push(format!(
+                "{path} has no Kubernetes version in its Go build info"
+            )),
+            Err(e) => tried.push(format!("{path}: {e}")),
+        }
+    }
+    None
+}
+
+/// The kubelet package's version in `/var/lib/dpkg/status`.
+fn version_from_dpkg(host: &HostRoot) -> Option<Option<KubeVersion>> {
+    let status = host.read_limited("/var/lib/dpkg/status", 64 << 20).ok()?;
+    let v = version::from_dpkg_status(&String::from_utf8_lossy(&status))?;
+    Some(KubeVersion::parse(
+        &v,
+        "kubelet package in /var/lib/dpkg/status",
+    ))
+}
+
+/// The image tag of the kube-apiserver static pod, on a control-plane node.
+fn version_from_apiserver_manifest(
+    host: &HostRoot,
+    components: &BTreeMap<Component, ComponentFacts>,
+    layout: Layout,
+) -> Option<Option<KubeVersion>> {
+    let manifest = format!("{}/kube-apiserver.yaml", layout.manifest_dir());
+    if !components.contains_key(&Component::KubeApiserver) || !host.exists(&manifest) {
+        return None;
+    }
+    let layer = config::load_file(host, &manifest).ok()?;
+    let v = layer
+        .doc
+        .pointer("/spec/containers/0/image")
+        .and_then(Json::as_str)
+        .and_then(version::from_image)?;
+    Some(KubeVersion::parse(&v, format!("image tag in {manifest}")))
 }
 
 pub(super) fn detect_targets(

@@ -31,8 +31,8 @@ pub fn decode(line: &str) -> Frame<'_> {
     let mut rest = line.strip_suffix('\r').unwrap_or(line);
     // `kubectl logs --prefix`: "[pod/<name>/<container>] ".
     if rest.starts_with('[') {
-        if let Some(end) = rest.find("] ") {
-            rest = &rest[end + 2..];
+        if let Some((_, after)) = rest.split_once("] ") {
+            rest = after;
         }
     }
     // A leading RFC 3339 timestamp: kubectl --timestamps or a CRI log file.
@@ -76,9 +76,11 @@ fn decode_cri(after_timestamp: &str) -> Option<Frame<'_>> {
 fn looks_like_timestamp(word: &str) -> bool {
     let bytes = word.as_bytes();
     bytes.len() >= 20
-        && bytes[..4].iter().all(u8::is_ascii_digit)
-        && bytes[4] == b'-'
-        && bytes[10] == b'T'
+        && bytes
+            .get(..4)
+            .is_some_and(|year| year.iter().all(u8::is_ascii_digit))
+        && bytes.get(4) == Some(&b'-')
+        && bytes.get(10) == Some(&b'T')
 }
 
 /// Re-joins CRI partial pieces, in order, within one input.

@@ -7,15 +7,22 @@
 //! re-joined inside one chunk.
 
 pub mod frame;
+pub mod open;
 
-use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 /// Bytes per chunk handed to one parsing job.
 pub const CHUNK_BYTES: usize = 4 << 20;
+
+/// The longest record read: one line, or one CRI record split into
+/// partial pieces. A longer one is not a nodeguard record (a whole
+/// `--format json` scan of thousands of images is a few MiB); reading on
+/// would let one line without an end take any amount of memory.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 /// File name endings read when a directory is given. Rotated, compressed
 /// logs (`*.gz`) are listed in the report's warnings instead: decompress
@@ -43,9 +50,7 @@ impl Source {
     fn open(&self) -> Result<Box<dyn Read + Send>> {
         Ok(match self {
             Source::Stdin => Box::new(io::stdin()),
-            Source::File(path) => Box::new(
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-            ),
+            Source::File(path) => Box::new(open::open(path, "input")?.0),
         })
     }
 }
@@ -67,10 +72,16 @@ pub fn expand(inputs: &[PathBuf]) -> Result<(Vec<Source>, Vec<String>)> {
         }
         let meta = std::fs::metadata(input)
             .with_context(|| format!("cannot read input {}", input.display()))?;
-        if meta.is_dir() {
+        let file_type = meta.file_type();
+        if file_type.is_dir() {
             expand_dir(input, &mut sources, &mut skipped)?;
-        } else {
+        } else if file_type.is_file() || file_type.is_fifo() {
             sources.push(Source::File(input.clone()));
+        } else {
+            bail!(
+                "input {} is a device or socket: give files, directories, pipes or '-' for stdin",
+                input.display()
+            );
         }
     }
     Ok((sources, skipped))
@@ -118,7 +129,13 @@ pub fn chunks(sources: &[Source]) -> impl Iterator<Item = Result<Chunk>> + Send 
     sources.iter().enumerate().flat_map(
         |(index, source)| -> Box<dyn Iterator<Item = Result<Chunk>> + Send> {
             match source.open() {
-                Ok(reader) => Box::new(Chunker::new(reader, index, source.name(), CHUNK_BYTES)),
+                Ok(reader) => Box::new(Chunker::new(
+                    reader,
+                    index,
+                    source.name(),
+                    CHUNK_BYTES,
+                    MAX_RECORD_BYTES,
+                )),
                 Err(err) => Box::new(std::iter::once(Err(err))),
             }
         },
@@ -131,18 +148,20 @@ struct Chunker<R> {
     source: usize,
     name: String,
     target: usize,
+    max_record: usize,
     carry: Vec<u8>,
     next_line: u64,
     done: bool,
 }
 
 impl<R: Read> Chunker<R> {
-    fn new(reader: R, source: usize, name: String, target: usize) -> Self {
+    fn new(reader: R, source: usize, name: String, target: usize, max_record: usize) -> Self {
         Self {
             reader,
             source,
             name,
             target,
+            max_record,
             carry: Vec::new(),
             next_line: 1,
             done: false,
@@ -154,7 +173,7 @@ impl<R: Read> Chunker<R> {
     /// is read (a small file never costs a whole chunk's allocation).
     fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> Result<bool> {
         while buf.len() < want {
-            let missing = (want - buf.len()) as u64;
+            let missing = u64::try_from(want.saturating_sub(buf.len())).unwrap_or(u64::MAX);
             let read = (&mut self.reader)
                 .take(missing)
                 .read_to_end(buf)
@@ -180,8 +199,20 @@ impl<R: Read> Chunker<R> {
                 self.carry = buf.split_off(split);
                 break (buf, false);
             }
-            // No usable line boundary yet: one very long line.
-            want = buf.len() * 2;
+            // No usable line boundary yet: one very long line (or CRI
+            // record), read on up to the cap.
+            if buf.len() > self.max_record {
+                bail!(
+                    "{}: line {}: a record longer than {} bytes (no line end, or a CRI record split into more pieces than that): not nodeguard output; refused",
+                    self.name,
+                    self.next_line,
+                    self.max_record
+                );
+            }
+            want = buf
+                .len()
+                .saturating_mul(2)
+                .min(self.max_record.saturating_add(1));
         };
         self.done = last;
         if data.is_empty() {
@@ -217,11 +248,12 @@ impl<R: Read> Iterator for Chunker<R> {
 fn safe_split(buf: &[u8]) -> Option<usize> {
     let mut end = buf.iter().rposition(|&b| b == b'\n')?;
     loop {
-        let start = buf[..end]
+        let before = buf.get(..end)?;
+        let start = before
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |p| p + 1);
-        let line = String::from_utf8_lossy(&buf[start..end]);
+        let line = String::from_utf8_lossy(before.get(start..)?);
         if !frame::is_partial(&line) {
             return Some(end + 1);
         }
@@ -238,7 +270,7 @@ mod tests {
     use super::*;
 
     fn collect(input: &str, target: usize) -> Vec<(u64, String, bool)> {
-        Chunker::new(input.as_bytes(), 0, "t".into(), target)
+        Chunker::new(input.as_bytes(), 0, "t".into(), target, 1 << 20)
             .map(|c| {
                 let c = c.expect("chunk");
                 (
@@ -278,6 +310,42 @@ mod tests {
                 assert!(!frame::is_partial(last_line), "target {target}: {text:?}");
             }
         }
+    }
+
+    /// Regression: a line without an end was read whole, however large
+    /// (`/dev/zero`-like streams grew to gigabytes).
+    #[test]
+    fn records_over_the_cap_are_refused_with_the_line_number() {
+        let input = format!("ok\n{}\nafter\n", "x".repeat(100));
+        let results: Vec<_> =
+            Chunker::new(input.as_bytes(), 0, "big.jsonl".into(), 8, 64).collect();
+        let err = results
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .expect("an error");
+        assert!(
+            format!("{err:#}").starts_with("big.jsonl: line 2: a record longer than 64 bytes"),
+            "{err:#}"
+        );
+        // Just under the cap, even without a final newline, is read.
+        let input = format!("ok\n{}", "y".repeat(60));
+        let chunks: Vec<_> = Chunker::new(input.as_bytes(), 0, "t".into(), 8, 64)
+            .collect::<Result<_>>()
+            .expect("read");
+        assert!(chunks.last().expect("chunk").last);
+        // An endless stream of CRI partial pieces is capped too.
+        let piece = "2026-11-24T01:02:03.1Z stdout P aaaaaaaaaa\n";
+        let input = piece.repeat(50);
+        assert!(Chunker::new(input.as_bytes(), 0, "t".into(), 8, 256).any(|r| r.is_err()));
+    }
+
+    #[test]
+    fn devices_are_refused_when_expanding() {
+        let err = expand(&[PathBuf::from("/dev/zero")]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("/dev/zero is a device"),
+            "{err:#}"
+        );
     }
 
     #[test]
