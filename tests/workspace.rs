@@ -338,3 +338,36 @@ fn agent_with_profile(dir: &TestDir, profile: &Path) -> Command {
         .arg(dir.join("root"));
     c
 }
+
+/// One shape for every tool: `main.rs` is the same few lines (parse, log,
+/// run with stdout, exit code) with only the names changed, so the exit-2
+/// and one-line-error contracts live in nodeguard-common alone.
+#[test]
+fn every_main_rs_is_the_shared_entry() {
+    let template = |tool: &str, cli: &str| {
+        let krate = tool.replace('-', "_");
+        format!("nodeguard_common::exit::main::<{krate}::{cli}, _>({krate}::TOOL, {krate}::run)")
+    };
+    for name in TOOLS {
+        let path = harness::workspace_root().join(name).join("src/main.rs");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Compared without whitespace: rustfmt wraps the longer names.
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<String>()
+            .replace(",)", ")");
+        let cli = if *name == "cluster-report" {
+            "Cli"
+        } else {
+            "cli::Cli"
+        };
+        let want = format!(
+            "fnmain()->std::process::ExitCode{{{}}}",
+            template(name, cli).replace(' ', "")
+        );
+        assert_eq!(code, want, "{}", path.display());
+    }
+}
