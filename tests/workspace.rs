@@ -371,3 +371,38 @@ fn every_main_rs_is_the_shared_entry() {
         assert_eq!(code, want, "{}", path.display());
     }
 }
+
+/// cluster-report writes no metrics; its report goes to stdout or to
+/// `--output`. An `--output` it cannot write is exit 2 with nothing on
+/// stdout, in one line naming the file.
+#[test]
+fn cluster_report_with_an_unwritable_output_is_exit_2_with_nothing_on_stdout() {
+    let dir = TestDir::new("ws-cluster");
+    let rootfs = harness::fixtures("detect-host").join("amazon-linux-2023/rootfs");
+    let lines = run(tool("detect-host").arg("--host-root").arg(&rootfs).args([
+        "--format",
+        "jsonl",
+        "--node-name",
+        "node-a",
+    ]));
+    lines.assert_code(0);
+    let input = dir.write("node-a.jsonl", &lines.stdout);
+    let ok = run_within(tool("cluster-report").arg(&input), LIMIT);
+    ok.assert_code(0);
+    assert!(!ok.stdout.is_empty());
+    let r = run_within(
+        tool("cluster-report")
+            .arg(&input)
+            .args(["--output", "/nonexistent/nodeguard/cluster.json"]),
+        LIMIT,
+    );
+    r.assert_code(2);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("cluster-report: error: ")
+            && r.stderr.contains("/nonexistent/nodeguard/cluster.json"),
+        "{}",
+        r.stderr
+    );
+}
