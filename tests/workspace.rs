@@ -338,3 +338,71 @@ fn agent_with_profile(dir: &TestDir, profile: &Path) -> Command {
         .arg(dir.join("root"));
     c
 }
+
+/// One shape for every tool: `main.rs` is the same few lines (parse, log,
+/// run with stdout, exit code) with only the names changed, so the exit-2
+/// and one-line-error contracts live in nodeguard-common alone.
+#[test]
+fn every_main_rs_is_the_shared_entry() {
+    let template = |tool: &str, cli: &str| {
+        let krate = tool.replace('-', "_");
+        format!("nodeguard_common::exit::main::<{krate}::{cli}, _>({krate}::TOOL, {krate}::run)")
+    };
+    for name in TOOLS {
+        let path = harness::workspace_root().join(name).join("src/main.rs");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Compared without whitespace: rustfmt wraps the longer names.
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<String>()
+            .replace(",)", ")");
+        let cli = if *name == "cluster-report" {
+            "Cli"
+        } else {
+            "cli::Cli"
+        };
+        let want = format!(
+            "fnmain()->std::process::ExitCode{{{}}}",
+            template(name, cli).replace(' ', "")
+        );
+        assert_eq!(code, want, "{}", path.display());
+    }
+}
+
+/// cluster-report writes no metrics; its report goes to stdout or to
+/// `--output`. An `--output` it cannot write is exit 2 with nothing on
+/// stdout, in one line naming the file.
+#[test]
+fn cluster_report_with_an_unwritable_output_is_exit_2_with_nothing_on_stdout() {
+    let dir = TestDir::new("ws-cluster");
+    let rootfs = harness::fixtures("detect-host").join("amazon-linux-2023/rootfs");
+    let lines = run(tool("detect-host").arg("--host-root").arg(&rootfs).args([
+        "--format",
+        "jsonl",
+        "--node-name",
+        "node-a",
+    ]));
+    lines.assert_code(0);
+    let input = dir.write("node-a.jsonl", &lines.stdout);
+    let ok = run_within(tool("cluster-report").arg(&input), LIMIT);
+    ok.assert_code(0);
+    assert!(!ok.stdout.is_empty());
+    let r = run_within(
+        tool("cluster-report")
+            .arg(&input)
+            .args(["--output", "/nonexistent/nodeguard/cluster.json"]),
+        LIMIT,
+    );
+    r.assert_code(2);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("cluster-report: error: ")
+            && r.stderr.contains("/nonexistent/nodeguard/cluster.json"),
+        "{}",
+        r.stderr
+    );
+}

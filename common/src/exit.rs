@@ -164,7 +164,8 @@ pub fn error_line(err: &anyhow::Error) -> String {
 }
 
 /// `text` on one line: each line trimmed, blank lines and snippet gutters
-/// (`  |`, `   ^^^`) dropped, the rest joined with `; `.
+/// (`  |`, `   ^^^`) dropped, the rest joined with `; `, other control
+/// characters (`\r`, escapes) turned into spaces.
 pub fn one_line(text: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for line in text.lines() {
@@ -174,7 +175,13 @@ pub fn one_line(text: &str) -> String {
         }
         parts.push(line);
     }
-    parts.join("; ")
+    // A stray carriage return or escape would let an error rewrite the
+    // terminal line or spoof another log record.
+    parts
+        .join("; ")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// A line of a parser's source snippet that carries no words: `|`, `^^^`,
@@ -255,5 +262,14 @@ mod tests {
     fn tool_error_codes_below_2_are_raised_to_2() {
         let err = anyhow::Error::new(ToolError::new(1, "misused"));
         assert_eq!(code_for(&err), ERROR);
+    }
+
+    proptest::proptest! {
+        /// Any error text prints as exactly one line.
+        #[test]
+        fn any_error_is_one_line(text in "(\\PC|\n|\r){0,120}") {
+            let line = error_line(&anyhow::anyhow!(text.clone()));
+            proptest::prop_assert!(!line.chars().any(char::is_control), "{:?}", line);
+        }
     }
 }

@@ -67,7 +67,20 @@ impl<'a> Finish<'a> {
 
     /// Runs the body; when it fails, stamps a failed run in the metrics file
     /// (a warning if that fails too) and returns the body's error.
+    ///
+    /// A metrics file that can never be written (its directory is missing,
+    /// it is a FIFO or a device) fails the run *before* the body runs: a
+    /// tool that changes the host (install-agent, fim-check update) must not
+    /// act and then report nothing.
     pub fn guard<T>(&self, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        if let Some(path) = self.metrics_file {
+            preflight(path).map_err(|e| {
+                anyhow::Error::new(MetricsFileError {
+                    path: path.to_path_buf(),
+                    cause: format!("{e:#}"),
+                })
+            })?;
+        }
         let result = body();
         if let (Err(err), Some(path)) = (&result, self.metrics_file) {
             if !err
@@ -120,6 +133,21 @@ impl<'a> Finish<'a> {
     }
 }
 
+/// Fails when `path` cannot be a metrics file: not a regular file, or its
+/// directory is missing.
+fn preflight(path: &Path) -> Result<()> {
+    crate::input::ensure_regular_or_absent(path)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!("{} is not a directory", dir.display()),
+        Err(e) => anyhow::bail!("directory {}: {e}", dir.display()),
+    }
+}
+
 /// The report rendered in memory in the chosen format (see
 /// [`crate::report::emit`]).
 pub fn render<R: Report>(
@@ -154,8 +182,9 @@ mod tests {
         let path = dir.path().join("missing-dir/x.prom");
         let finish = Finish::new("detect-host", "0.1.0", Some(&path));
         let mut out = Vec::new();
+        // publish alone (guard would stop earlier, see below).
         let err = finish
-            .guard(|| finish.publish(&mut out, b"{}\n", &Metrics::new("detect-host"), true))
+            .publish(&mut out, b"{}\n", &Metrics::new("detect-host"), true)
             .unwrap_err();
         assert!(out.is_empty(), "a report was printed");
         let text = format!("{err:#}");
@@ -163,6 +192,26 @@ mod tests {
         assert!(err
             .chain()
             .any(<dyn std::error::Error>::is::<MetricsFileError>));
+    }
+
+    #[test]
+    fn a_metrics_file_that_cannot_be_written_stops_the_run_before_it_acts() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [dir.path().join("missing/x.prom"), "/dev/null".into()] {
+            let finish = Finish::new("install-agent", "0.1.0", Some(&path));
+            let mut acted = false;
+            let err = finish
+                .guard(|| {
+                    acted = true;
+                    Ok(0)
+                })
+                .unwrap_err();
+            assert!(!acted, "the body ran");
+            assert!(
+                format!("{err:#}").contains(&path.display().to_string()),
+                "{err:#}"
+            );
+        }
     }
 
     #[test]

@@ -306,6 +306,26 @@ mod tests {
         assert_eq!(line_column("ab", 99), (1, 3));
     }
 
+    proptest::proptest! {
+        /// Any text and any offset: a position, never a panic.
+        #[test]
+        fn line_column_never_panics(text in "\\PC{0,64}", offset in 0usize..200) {
+            let (line, column) = line_column(&text, offset);
+            proptest::prop_assert!(line >= 1 && column >= 1);
+        }
+
+        /// Any bytes as a TOML document: an error on one line, never a panic.
+        #[test]
+        fn toml_errors_are_always_one_line(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(err) = parse_toml::<Cfg>(&text, "f.toml") {
+                let line = format!("{err:#}");
+                proptest::prop_assert!(!line.contains('\n'), "{}", line);
+                proptest::prop_assert!(line.starts_with("f.toml"), "{}", line);
+            }
+        }
+    }
+
     #[test]
     fn invalid_utf8_names_path_and_offset() {
         let dir = tempfile::tempdir().unwrap();

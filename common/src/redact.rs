@@ -159,4 +159,16 @@ mod tests {
         register_secret("global-token-123");
         assert_eq!(redact("t=global-token-123"), "t=***");
     }
+
+    proptest::proptest! {
+        /// Any text: no panic, and a `user:pass@` after `://` never survives.
+        #[test]
+        fn url_userinfo_redaction_never_panics(text in "\\PC{0,80}") {
+            let out = redact_url_userinfo(&text);
+            let probe = format!("{text} https://u:pw-canary@h/x");
+            let masked = redact_url_userinfo(&probe);
+            proptest::prop_assert!(!masked.contains("pw-canary@"), "{}", masked);
+            proptest::prop_assert!(out.len() <= text.len() + 3 * text.matches("://").count());
+        }
+    }
 }
