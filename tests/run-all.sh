@@ -45,6 +45,18 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo deny (licences, bans, sources)"
+# Advisories are not checked here: the RustSec database lives on a host CI
+# cannot reach. tests/setup/deny.sh installs the pinned cargo-deny.
+deny="${NODEGUARD_CACHE}/cargo-deny-0.20.2/bin/cargo-deny"
+if [ -x "$deny" ]; then
+    "$deny" --locked check bans licenses sources
+elif command -v cargo-deny >/dev/null 2>&1; then
+    cargo deny --locked check bans licenses sources
+else
+    echo "SKIPPED cargo deny: not installed (tests/setup/deny.sh needs root)" >&2
+fi
+
 step "tests"
 cargo test --workspace --locked
 

@@ -8,13 +8,14 @@
 set -euo pipefail
 
 version=0.20.2
-root=/var/cache/nodeguard-ci/cargo-deny-$version
+cache=${NODEGUARD_CACHE:-/var/cache/nodeguard-ci}
+root=$cache/cargo-deny-$version
 bin=$root/bin/cargo-deny
 
 if ! "$bin" --version 2>/dev/null | grep -q " $version\$"; then
     mkdir -p "$root"
-    CARGO_TARGET_DIR=/var/cache/nodeguard-ci/cargo-deny-build \
+    CARGO_TARGET_DIR=$cache/cargo-deny-build \
         nice -n 10 cargo install --locked --root "$root" "cargo-deny@$version"
-    rm -rf /var/cache/nodeguard-ci/cargo-deny-build
+    rm -rf "$cache/cargo-deny-build"
 fi
 "$bin" --version
