@@ -26,6 +26,11 @@ pub const LSM_LIST: &str = "/sys/kernel/security/lsm";
 pub const APPARMOR_CURRENT: &str = "/proc/self/attr/apparmor/current";
 /// This process's label under the "major" LSM.
 pub const ATTR_CURRENT: &str = "/proc/self/attr/current";
+/// This process's status (effective capabilities).
+pub const SELF_STATUS: &str = "/proc/self/status";
+
+/// `CAP_SYS_PTRACE`'s bit number.
+const CAP_SYS_PTRACE: u32 = 19;
 
 /// The most this module reads of any of its files.
 const MAX_READ: u64 = 4096;
@@ -149,6 +154,18 @@ pub fn active_lsm(src: &dyn LsmSource) -> Option<Lsm> {
     }
 }
 
+/// Whether this process holds `CAP_SYS_PTRACE` in its effective set;
+/// `None` when `/proc/self/status` cannot be read or parsed.
+pub fn has_cap_sys_ptrace(src: &dyn LsmSource) -> Option<bool> {
+    let status = src.read(SELF_STATUS)?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let caps = u64::from_str_radix(hex, 16).ok()?;
+    Some(caps & (1 << CAP_SYS_PTRACE) != 0)
+}
+
 /// Whether an error is the kind an LSM returns for a denied access check.
 pub fn is_denial(err: &io::Error) -> bool {
     matches!(
@@ -174,7 +191,20 @@ pub fn diagnose_with(
     if !is_denial(err) {
         return None;
     }
-    let what = format!("cannot open {}: {err}", path.display());
+    // An error re-wrapped with a message has no errno left: name its kind.
+    let cause = if err.raw_os_error().is_some() {
+        err.to_string()
+    } else {
+        err.kind().to_string()
+    };
+    let what = format!("cannot open {}: {cause}", path.display());
+    if has_cap_sys_ptrace(src) == Some(false) {
+        // Without CAP_SYS_PTRACE the kernel's own capability check refuses
+        // first (PID 1 holds capabilities we do not): not an LSM.
+        return Some(format!(
+            "{what}: this container lacks CAP_SYS_PTRACE, which reading another process's namespaces and root needs; add it to the container's capabilities"
+        ));
+    }
     let line = match active_lsm(src).filter(|lsm| !lsm.unconfined()) {
         Some(Lsm::AppArmor(label)) => format!(
             "{what}: AppArmor likely denied it (this container runs under profile {}, which may not read processes outside it); set the chart value {}",
@@ -349,6 +379,37 @@ mod tests {
             .with(LSM_LIST, "capability,selinux,apparmor")
             .with(ATTR_CURRENT, "system_u:system_r:container_t:s0");
         assert!(matches!(active_lsm(&src), Some(Lsm::SeLinux(_))));
+    }
+
+    #[test]
+    fn a_missing_cap_sys_ptrace_is_named_instead_of_an_lsm() {
+        let src = Fake::default()
+            .with(LSM_LIST, "apparmor")
+            .with(SELF_STATUS, "Name:\tx\nCapEff:\t00000000a80425fb\n");
+        let line = diagnose_with(&src, ns(), &eacces(), &BOOTSTRAP).expect("a denial");
+        assert!(line.contains("lacks CAP_SYS_PTRACE"), "{line}");
+        let src = Fake::default()
+            .with(LSM_LIST, "apparmor")
+            .with(SELF_STATUS, "CapEff:\t00000000a80c25fb\n");
+        assert_eq!(has_cap_sys_ptrace(&src), Some(true));
+        let line = diagnose_with(&src, ns(), &eacces(), &BOOTSTRAP).expect("a denial");
+        assert!(line.contains("AppArmor likely denied it"), "{line}");
+    }
+
+    #[test]
+    fn a_rewrapped_error_still_counts_as_a_denial() {
+        let err = io::Error::new(io::ErrorKind::PermissionDenied, "host root /proc/1/root: x");
+        let line = diagnose_with(
+            &Fake::default(),
+            Path::new("/proc/1/root"),
+            &err,
+            &BOOTSTRAP,
+        )
+        .expect("a denial");
+        assert!(
+            line.contains("cannot open /proc/1/root: permission denied"),
+            "{line}"
+        );
     }
 
     #[test]
