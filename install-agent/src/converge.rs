@@ -33,6 +33,9 @@ pub struct UnitState {
     pub unit_file_state: String,
     /// `ActiveState` (active, inactive, failed, activating, …).
     pub active_state: String,
+    /// `Result` of the last run (success, exit-code, start-limit-hit, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result: String,
 }
 
 impl UnitState {
@@ -42,6 +45,12 @@ impl UnitState {
             self.unit_file_state.as_str(),
             "enabled" | "enabled-runtime" | "static" | "alias" | "generated"
         )
+    }
+
+    /// Whether systemd refuses to start the unit until `reset-failed`
+    /// (it failed `StartLimitBurst` times within `StartLimitIntervalSec`).
+    pub fn start_limit_hit(&self) -> bool {
+        self.result == "start-limit-hit"
     }
 
     /// Whether the unit runs (or is starting).
@@ -209,6 +218,7 @@ mod tests {
                 load_state: "loaded".into(),
                 unit_file_state: "enabled".into(),
                 active_state: "active".into(),
+                result: "success".into(),
             },
             record: Some(StateRecord::new(
                 "tinyagent",

@@ -235,9 +235,10 @@ impl Converge<'_> {
             Action::Start | Action::Restart => {
                 let verb = action.name();
                 report.step(verb, || {
+                    let reset = reset_start_limit(session, &unit)?;
                     session.systemctl(verb, &unit)?;
                     wait_active(session)?;
-                    Ok(changed(format!("{verb}ed {unit}; active")))
+                    Ok(changed(format!("{reset}{verb}ed {unit}; active")))
                 })
             }
             Action::Activate => {
@@ -310,6 +311,20 @@ fn wait_unit_gone(session: &Session, unit: &str, limit: Duration) -> Result<bool
         waited = true;
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A unit that failed `StartLimitBurst` times is refused by systemd until
+/// `systemctl reset-failed`: reset it first. Returns the note for the
+/// report (empty when no reset was needed).
+fn reset_start_limit(session: &Session, unit: &str) -> Result<String> {
+    let state = unit_state(session.exec()?, unit)?;
+    if !state.start_limit_hit() {
+        return Ok(String::new());
+    }
+    session.systemctl("reset-failed", unit)?;
+    Ok(format!(
+        "{unit} had hit its start limit (StartLimitBurst); ran `systemctl reset-failed`; "
+    ))
 }
 
 fn wait_active(session: &Session) -> Result<()> {

@@ -140,7 +140,7 @@ pub fn unit_state(exec: &dyn HostExec, unit: &str) -> Result<UnitState> {
         &[
             SYSTEMCTL_BIN,
             "show",
-            "--property=LoadState,UnitFileState,ActiveState",
+            "--property=LoadState,UnitFileState,ActiveState,Result",
             "--",
             unit,
         ],
@@ -167,6 +167,7 @@ pub fn parse_systemctl_show(text: &str) -> UnitState {
                 "LoadState" => state.load_state = value,
                 "UnitFileState" => state.unit_file_state = value,
                 "ActiveState" => state.active_state = value,
+                "Result" => state.result = value,
                 _ => {}
             }
         }
@@ -211,5 +212,9 @@ mod tests {
         assert!(s.enabled() && s.active());
         let s = parse_systemctl_show("LoadState=not-found\nUnitFileState=\nActiveState=inactive\n");
         assert!(!s.enabled() && !s.active());
+        let s = parse_systemctl_show(
+            "LoadState=loaded\nUnitFileState=enabled\nActiveState=failed\nResult=start-limit-hit\n",
+        );
+        assert!(s.start_limit_hit() && !s.active());
     }
 }

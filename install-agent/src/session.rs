@@ -17,7 +17,7 @@ use crate::desired::{
 use crate::fetch::FetchOptions;
 use crate::host::{DetectHost, HostFacts, HostFactsSource, Init};
 use crate::hostexec::{ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMD_RUN_BIN};
-use crate::namespaces::{OwnNamespaces, TargetNamespaces};
+use crate::namespaces::{open_error, OwnNamespaces, TargetNamespaces};
 use crate::observe::{package_state, unit_state, PackageState, SYSTEMCTL_BIN};
 use crate::plan::{select, Selection, Unsupported};
 use crate::profile::Profile;
@@ -67,8 +67,14 @@ impl Session {
             // hostPID no hostPath mount is needed at all.
             PathBuf::from(format!("/proc/{pid}/root"))
         };
-        let root = HostRoot::open(&root_path)
-            .with_context(|| format!("cannot use host root {}", root_path.display()))?;
+        let root = HostRoot::open(&root_path).map_err(|e| {
+            if explicit_root || pid == 0 {
+                anyhow::Error::new(e)
+                    .context(format!("cannot use host root {}", root_path.display()))
+            } else {
+                open_error(&root_path.display().to_string(), e)
+            }
+        })?;
         let facts = DetectHost.facts(&root)?;
         let exec = if need_exec || !explicit_root || args.target_pid.is_some() {
             Some(make_exec(args.exec_mode, pid, &root, &facts)?)
