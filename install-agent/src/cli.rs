@@ -86,6 +86,12 @@ pub struct AgentArgs {
     #[arg(long, env = "NODEGUARD_EXEC_MODE", value_enum, default_value_t = ExecMode::Auto)]
     pub exec_mode: ExecMode,
 
+    /// TOML file of `[[package]]` entries ({format, arch, version, url or
+    /// path, sha256}) that replaces the profile's package list (the chart
+    /// renders `bootstrap.packages` into it).
+    #[arg(long, env = "NODEGUARD_PACKAGES_FILE", value_name = "FILE")]
+    pub packages_file: Option<PathBuf>,
+
     /// PEM bundle of CA certificates trusted for package downloads
     /// (replaces the built-in roots).
     #[arg(long, env = "NODEGUARD_CA_BUNDLE", value_name = "FILE")]

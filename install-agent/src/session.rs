@@ -11,8 +11,8 @@ use nodeguard_common::hostroot::HostRoot;
 use crate::cli::AgentArgs;
 use crate::converge::{Desired, Observed};
 use crate::desired::{
-    activation_digest, config_digest, load_values, observed_config_digest, render_configs,
-    RenderedConfig,
+    activation_digest, config_digest, load_values, missing_error, observed_config_digest,
+    render_configs, RenderedConfig,
 };
 use crate::fetch::FetchOptions;
 use crate::host::{DetectHost, HostFacts, HostFactsSource, Init};
@@ -35,6 +35,8 @@ pub struct Session {
     pub profile: Profile,
     /// Template values (credentials registered as secrets), or why not.
     pub values: Result<Values, String>,
+    /// Required credentials that are absent (`not_configured`).
+    pub missing_credentials: Vec<String>,
     /// The host's filesystem.
     pub root: HostRoot,
     /// Host facts.
@@ -52,9 +54,15 @@ impl Session {
     /// Set up a run. `need_exec`: commands that must reach the host's
     /// namespaces (everything but a plan on an explicit `--host-root`).
     pub fn open(args: &AgentArgs, run_id: &str, need_exec: bool) -> Result<Self> {
-        let profile = Profile::load(&args.profile)?;
-        let values =
-            load_values(&profile, args.credentials_dir.as_deref()).map_err(|e| format!("{e:#}"));
+        let mut profile = Profile::load(&args.profile)?;
+        if let Some(file) = &args.packages_file {
+            profile.use_packages_file(file)?;
+        }
+        let (values, missing_credentials) =
+            match load_values(&profile, args.credentials_dir.as_deref()) {
+                Ok(creds) => (Ok(creds.values), creds.missing),
+                Err(e) => (Err(format!("{e:#}")), Vec::new()),
+            };
         let pid = args.target_pid.unwrap_or(1);
         if pid < 0 {
             bail!("--target-pid must be 0 or a process id, not {pid}");
@@ -84,6 +92,7 @@ impl Session {
         Ok(Self {
             profile,
             values,
+            missing_credentials,
             root,
             facts,
             exec,
@@ -101,7 +110,17 @@ impl Session {
 
     /// Template values, or the credential error.
     pub fn values(&self) -> Result<&Values> {
-        self.values.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+        let values = self.values.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !self.missing_credentials.is_empty() {
+            bail!(
+                "{}",
+                missing_error(
+                    &self.missing_credentials,
+                    self.args.credentials_dir.as_deref()
+                )
+            );
+        }
+        Ok(values)
     }
 
     /// The host summary for reports.
