@@ -2,8 +2,9 @@
 //! has, and decide the smallest list of actions that closes the gap.
 //!
 //! Pure: [`decide`] takes [`Desired`] and [`Observed`] values and returns
-//! [`Action`]s; gathering the observation and carrying the actions out live
-//! in `observe` and `execute`. A host that matches the desired state gets an
+//! [`Action`]s; gathering the observation lives in [`crate::observe`] (through
+//! [`crate::session::Session::observe`]) and carrying the actions out in
+//! [`crate::install`]. A host that matches the desired state gets an
 //! empty list — the converged re-run that does nothing and says so.
 
 use serde::Serialize;

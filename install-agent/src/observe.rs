@@ -12,7 +12,7 @@ use nodeguard_common::hostroot::HostRoot;
 use nodeguard_common::process::Output;
 
 use crate::converge::UnitState;
-use crate::hostexec::{HostCommand, HostExec};
+use crate::hostexec::{HostCommand, HostExec, SYSTEMCTL_BIN};
 use crate::profile::PackageFormat;
 
 /// Timeout of a read-only query.
@@ -21,8 +21,6 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DPKG_QUERY_BIN: &str = "/usr/bin/dpkg-query";
 /// rpm.
 pub const RPM_BIN: &str = "/usr/bin/rpm";
-/// systemctl (the /usr/bin path works on merged-/usr and classic layouts).
-pub const SYSTEMCTL_BIN: &str = "/usr/bin/systemctl";
 /// The RHEL-layout rpm database.
 pub const RPM_DBPATH: &str = "/var/lib/rpm";
 

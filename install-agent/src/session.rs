@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use nodeguard_common::hostroot::HostRoot;
 
 use crate::cli::AgentArgs;
+use crate::configured::{self, NotConfigured};
 use crate::converge::{Desired, Observed};
 use crate::desired::{
     activation_digest, config_digest, load_values, missing_error, observed_config_digest,
@@ -16,12 +17,14 @@ use crate::desired::{
 };
 use crate::fetch::FetchOptions;
 use crate::host::{DetectHost, HostFacts, HostFactsSource, Init};
-use crate::hostexec::{ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMD_RUN_BIN};
+use crate::hostexec::{
+    ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMCTL_BIN, SYSTEMD_RUN_BIN,
+};
 use crate::namespaces::{open_error, OwnNamespaces, TargetNamespaces};
-use crate::observe::{package_state, unit_state, PackageState, SYSTEMCTL_BIN};
-use crate::plan::{select, Selection, Unsupported};
+use crate::observe::{package_state, unit_state, PackageState};
 use crate::profile::Profile;
-use crate::report::{HostSummary, PackageSummary};
+use crate::report::{AgentReport, HostSummary, Outcome, PackageSummary};
+use crate::select::{select, Selection, Unsupported};
 use crate::state::StateStore;
 use crate::template::Values;
 
@@ -134,6 +137,98 @@ impl Session {
         select(&self.profile, &self.facts, &|p| is_executable(root, p))
     }
 
+    /// The opening every command shares: select the package for this host
+    /// and put it in the report, or report the host unsupported (`None`).
+    pub fn select_or_report(&self, report: &mut AgentReport) -> Option<Selection<'_>> {
+        match self.select() {
+            Ok(sel) => {
+                report.package = Some(self.package_summary(&sel));
+                Some(sel)
+            }
+            Err(u) => {
+                report.status = Outcome::Unsupported;
+                report.reason = Some(u.reason);
+                None
+            }
+        }
+    }
+
+    /// What is still a placeholder for this selection (sha256, package
+    /// file, required credentials); empty when everything is set.
+    pub fn not_configured(&self, sel: &Selection<'_>) -> Vec<NotConfigured> {
+        configured::gaps(
+            &self.profile,
+            sel,
+            &self.missing_credentials,
+            &|p: &Path| p.is_file(),
+        )
+    }
+
+    /// Report the gaps as `not_configured` (with the host's state as far
+    /// as it can be seen without the missing values); `Ok(false)` when
+    /// there are gaps. A credential that is present but malformed (a
+    /// control character, given under two spellings, unreadable) is an
+    /// error, not a gap.
+    pub fn configured_or_report(
+        &self,
+        sel: &Selection<'_>,
+        report: &mut AgentReport,
+    ) -> Result<bool> {
+        if let Err(e) = &self.values {
+            bail!("{e}");
+        }
+        let gaps = self.not_configured(sel);
+        if gaps.is_empty() {
+            return Ok(true);
+        }
+        let line = configured::summary(&gaps);
+        log::warn!("{line}");
+        report.status = Outcome::NotConfigured;
+        report.reason = Some(line);
+        report.not_configured = gaps;
+        if let Ok(exec) = self.exec() {
+            let package = self.profile.package_name(sel.entry);
+            if let Ok(PackageState::Installed(_)) =
+                package_state(exec, &self.root, sel.entry.format, package)
+            {
+                report.installed = true;
+            }
+            if self.facts.init == Init::Systemd {
+                report.active = unit_state(exec, &self.profile.unit()).is_ok_and(|u| u.active());
+            }
+            let record = self.store().load().ok().flatten();
+            report.activated = report.installed
+                && (self.profile.activate.is_none()
+                    || record.is_some_and(|r| r.activation_digest.is_some()));
+            report.registered = crate::verify::registered(self).unwrap_or(report.activated);
+        }
+        Ok(false)
+    }
+
+    /// Fill the report's installed/active/activated/registered from an
+    /// observation (before any change).
+    pub fn report_observed_state(
+        &self,
+        report: &mut AgentReport,
+        desired: &Desired,
+        observed: &Observed,
+    ) {
+        report.installed = observed.installed_version.is_some() && !observed.package_broken;
+        report.active = observed.unit.active();
+        report.activated = report.installed
+            && match &desired.activation_digest {
+                None => true,
+                Some(d) => {
+                    observed
+                        .record
+                        .as_ref()
+                        .and_then(|r| r.activation_digest.as_ref())
+                        == Some(d)
+                }
+            };
+        report.registered = crate::verify::registered(self).unwrap_or(report.activated);
+    }
+
     /// Download settings from the flags.
     pub fn fetch_options(&self) -> FetchOptions {
         FetchOptions {
@@ -209,30 +304,19 @@ impl Session {
     /// which does the work with its own privileges, so no transient unit is
     /// needed (and the request completes even if we die).
     pub fn systemctl(&self, verb: &str, unit: &str) -> Result<()> {
-        let out = self.exec()?.run(&HostCommand::query(
+        self.exec()?.run_checked(&HostCommand::query(
             &[SYSTEMCTL_BIN, verb, "--", unit],
             SYSTEMCTL_TIMEOUT,
         ))?;
-        if !out.status.success() {
-            bail!(
-                "`{}` {}: {}",
-                out.display,
-                nodeguard_common::process::describe_status(out.status),
-                out.stderr_tail()
-            );
-        }
         Ok(())
     }
 
     /// `systemctl daemon-reload`.
     pub fn daemon_reload(&self) -> Result<()> {
-        let out = self.exec()?.run(&HostCommand::query(
+        self.exec()?.run_checked(&HostCommand::query(
             &[SYSTEMCTL_BIN, "daemon-reload"],
             SYSTEMCTL_TIMEOUT,
         ))?;
-        if !out.status.success() {
-            bail!("`{}` failed: {}", out.display, out.stderr_tail());
-        }
         Ok(())
     }
 
