@@ -36,9 +36,13 @@ pub mod install;
 pub mod namespaces;
 pub mod observe;
 pub mod profile;
+#[cfg(test)]
+pub mod recording;
 pub mod report;
 pub mod select;
 pub mod session;
+#[cfg(test)]
+mod session_tests;
 pub mod state;
 pub mod template;
 pub mod uninstall;

@@ -57,15 +57,6 @@ impl Session {
     /// Set up a run. `need_exec`: commands that must reach the host's
     /// namespaces (everything but a plan on an explicit `--host-root`).
     pub fn open(args: &AgentArgs, run_id: &str, need_exec: bool) -> Result<Self> {
-        let mut profile = Profile::load(&args.profile)?;
-        if let Some(file) = &args.packages_file {
-            profile.use_packages_file(file)?;
-        }
-        let (values, missing_credentials) =
-            match load_values(&profile, args.credentials_dir.as_deref()) {
-                Ok(creds) => (Ok(creds.values), creds.missing),
-                Err(e) => (Err(format!("{e:#}")), Vec::new()),
-            };
         let pid = args.target_pid.unwrap_or(1);
         if pid < 0 {
             bail!("--target-pid must be 0 or a process id, not {pid}");
@@ -92,6 +83,28 @@ impl Session {
         } else {
             None
         };
+        Self::assemble(args, run_id, root, facts, exec)
+    }
+
+    /// A session over a host already reached: loads the profile (and the
+    /// `--packages-file`) and the credentials. Tests pass a recording
+    /// executor here.
+    pub fn assemble(
+        args: &AgentArgs,
+        run_id: &str,
+        root: HostRoot,
+        facts: HostFacts,
+        exec: Option<Box<dyn HostExec>>,
+    ) -> Result<Self> {
+        let mut profile = Profile::load(&args.profile)?;
+        if let Some(file) = &args.packages_file {
+            profile.use_packages_file(file)?;
+        }
+        let (values, missing_credentials) =
+            match load_values(&profile, args.credentials_dir.as_deref()) {
+                Ok(creds) => (Ok(creds.values), creds.missing),
+                Err(e) => (Err(format!("{e:#}")), Vec::new()),
+            };
         Ok(Self {
             profile,
             values,
