@@ -344,7 +344,7 @@ template = "{{ ca_cert_bundle }}\n"
         let creds = load_values(&p, Some(dir.path())).expect("values");
         assert_eq!(creds.values["activation_id"], "alias-value");
         assert!(creds.missing.is_empty());
-        fs::write(dir.path().join("activation_id"), "other\n").expect("write");
+        fs::write(dir.path().join("activation_id"), "other-activation-id\n").expect("write");
         let err = format!("{:#}", load_values(&p, Some(dir.path())).expect_err("both"));
         assert!(
             err.contains("activation_id") && err.contains("ACTIVATION_ID"),
@@ -354,7 +354,7 @@ template = "{{ ca_cert_bundle }}\n"
         fs::remove_file(dir.path().join("ACTIVATION_ID")).expect("rm");
         assert_eq!(
             load_values(&p, Some(dir.path())).expect("values").values["activation_id"],
-            "other"
+            "other-activation-id"
         );
     }
 
@@ -362,7 +362,7 @@ template = "{{ ca_cert_bundle }}\n"
     fn a_multiline_credential_may_hold_newlines_only_in_config_files() {
         let p = Profile::parse(ALIASED).expect("profile");
         let dir = tempfile::tempdir().expect("tmp");
-        fs::write(dir.path().join("activation_id"), "a\n").expect("write");
+        fs::write(dir.path().join("activation_id"), "multiline-test-id\n").expect("write");
         let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         fs::write(dir.path().join("ca_cert_bundle"), pem).expect("write");
         let values = load_values(&p, Some(dir.path())).expect("values").values;
