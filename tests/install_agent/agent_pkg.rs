@@ -22,10 +22,12 @@ while :; do
 done
 "#;
 
-/// The activation tool: takes the token as an argument, as vendor tools do.
+/// The activation tool: takes the token as an argument, as vendor tools do
+/// (and takes its time on demand, to kill a run during activation).
 const ACTIVATE: &str = r#"#!/bin/sh
 mkdir -p /var/lib/tinyagent
 env > /var/lib/tinyagent/activate-env
+if [ -e /etc/tinyagent-slow-activate ]; then sleep 60; fi
 case "$1" in --token=?*) echo activated > /var/lib/tinyagent/activated ;; *) exit 2 ;; esac
 "#;
 
@@ -47,7 +49,8 @@ if [ -e /etc/tinyagent-slow-postinst ]; then sleep 4; fi
 exit 0
 ";
 
-fn sha256(path: &Path) -> String {
+/// `sha256sum` of a file.
+pub fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum")
         .arg(path)
         .output()
