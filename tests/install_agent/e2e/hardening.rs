@@ -256,3 +256,104 @@ fn placeholders_upper_case_keys_bad_credentials_and_registration() {
     );
     finish(&mut t, &node);
 }
+
+/// The shipped Qualys profile, unchanged, with its packages from a
+/// `--packages-file` (what the chart renders from `bootstrap.packages`)
+/// and the Qualys chart's Secret layout (upper-case keys): installs,
+/// activates, and reports registration once the agent has its host id.
+#[test]
+fn shipped_qualys_profile_with_a_packages_file_and_upper_case_secret_keys() {
+    skip_unless_root!("boots a systemd node with systemd-nspawn on an overlay mount");
+    let rootfs = match rootfs() {
+        Ok(r) => r,
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let _slot = node_slot();
+    let dir = TestDir::new("ia-e2e-qualys");
+    let mut t = Transcript::default();
+    let (deb, sum) = agent_pkg::build_qualys_standin_deb(dir.path(), "6.1.0.28");
+    let packages = dir.write(
+        "packages.toml",
+        format!(
+            "# Rendered from bootstrap.packages.\n[[package]]\nformat = \"deb\"\narch = \"{}\"\nversion = \"6.1.0.28\"\npath = \"{}\"\nsha256 = \"{sum}\"\n",
+            agent_pkg::arch(),
+            deb.display()
+        ),
+    );
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../install-agent/profiles/qualys-cloud-agent.toml");
+    let creds = dir.join("qualys-credentials");
+    fs::create_dir_all(&creds).unwrap();
+    fs::write(creds.join("ACTIVATION_ID"), format!("{TOKEN}\n")).unwrap();
+    fs::write(creds.join("CUSTOMER_ID"), "ngcustomer-0001\n").unwrap();
+    fs::write(
+        creds.join("SERVER_URI"),
+        "https://qagpublic.invalid/CloudAgent/\n",
+    )
+    .unwrap();
+    let node = Node::boot("qualys", &rootfs, |_| {});
+    let packages_arg = packages.display().to_string();
+    let r = t.run(
+        "install",
+        &mut ia(
+            &node,
+            "install",
+            &profile,
+            &creds,
+            &["--packages-file", &packages_arg],
+        ),
+    );
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(j["status"], "changed", "{}", r.stdout);
+    assert_eq!(j["package"]["name"], "qualys-cloud-agent");
+    assert_eq!(j["package"]["sha256"], sum.as_str());
+    assert_eq!(
+        (&j["installed"], &j["activated"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    let conf = node.path("/etc/qualys/cloud-agent/qualys-cloud-agent.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "ActivationId={TOKEN}\nCustomerId=ngcustomer-0001\nServerUri=https://qagpublic.invalid/CloudAgent/\n"
+        )
+    );
+    let (_, active) = node.sh("systemctl is-active qualys-cloud-agent");
+    assert_eq!(active.trim(), "active");
+    // Registration comes from the platform, later: status reports it once
+    // the host id exists.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = t.run(
+            "status",
+            &mut ia(
+                &node,
+                "status",
+                &profile,
+                &creds,
+                &["--packages-file", &packages_arg],
+            ),
+        );
+        r.assert_code(0);
+        if r.json()["registered"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never registered: {}", r.stdout);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let r = t.run(
+        "rerun",
+        &mut ia(
+            &node,
+            "install",
+            &profile,
+            &creds,
+            &["--packages-file", &packages_arg],
+        ),
+    );
+    r.assert_code(0);
+    assert_eq!(r.json()["status"], "converged");
+    finish(&mut t, &node);
+}
