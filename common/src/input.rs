@@ -185,6 +185,14 @@ pub fn describe_type(meta: &Metadata) -> &'static str {
 
 /// Opens `path` without blocking and checks the open descriptor is a
 /// regular file; `None` when it does not exist.
+/// Opens `path` for streaming (a package, a baseline): non-blocking, so a
+/// FIFO cannot hang the open, and refused unless it is a regular file. The
+/// caller bounds what it reads.
+pub fn open_regular_file(path: &Path) -> Result<File> {
+    open_regular(path)?
+        .ok_or_else(|| anyhow::anyhow!("cannot read {}: no such file", path.display()))
+}
+
 fn open_regular(path: &Path) -> Result<Option<File>> {
     let opened = OpenOptions::new()
         .read(true)

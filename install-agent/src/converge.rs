@@ -2,8 +2,9 @@
 //! has, and decide the smallest list of actions that closes the gap.
 //!
 //! Pure: [`decide`] takes [`Desired`] and [`Observed`] values and returns
-//! [`Action`]s; gathering the observation and carrying the actions out live
-//! in `observe` and `execute`. A host that matches the desired state gets an
+//! [`Action`]s; gathering the observation lives in [`crate::observe`] (through
+//! [`crate::session::Session::observe`]) and carrying the actions out in
+//! [`crate::install`]. A host that matches the desired state gets an
 //! empty list — the converged re-run that does nothing and says so.
 
 use serde::Serialize;
@@ -33,6 +34,19 @@ pub struct UnitState {
     pub unit_file_state: String,
     /// `ActiveState` (active, inactive, failed, activating, …).
     pub active_state: String,
+    /// `Result` of the last run (success, exit-code, start-limit-hit, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result: String,
+    /// `NRestarts`: automatic restarts since the unit was last started by hand.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_restarts: u32,
+    /// `StartLimitBurst`: starts allowed per `StartLimitIntervalSec`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_limit_burst: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl UnitState {
@@ -42,6 +56,19 @@ impl UnitState {
             self.unit_file_state.as_str(),
             "enabled" | "enabled-runtime" | "static" | "alias" | "generated"
         )
+    }
+
+    /// Whether systemd refuses to start the unit until `reset-failed`
+    /// (it was started `StartLimitBurst` times within
+    /// `StartLimitIntervalSec`). A refused manual start sets
+    /// `Result=start-limit-hit`; when automatic restarts trip the limit,
+    /// systemd keeps the last failure's result (`exit-code`), so a failed
+    /// unit whose restarts reached the burst counts too.
+    pub fn start_limit_hit(&self) -> bool {
+        self.result == "start-limit-hit"
+            || (self.active_state == "failed"
+                && self.start_limit_burst > 0
+                && self.n_restarts >= self.start_limit_burst)
     }
 
     /// Whether the unit runs (or is starting).
@@ -209,6 +236,8 @@ mod tests {
                 load_state: "loaded".into(),
                 unit_file_state: "enabled".into(),
                 active_state: "active".into(),
+                result: "success".into(),
+                ..UnitState::default()
             },
             record: Some(StateRecord::new(
                 "tinyagent",

@@ -6,7 +6,7 @@
 //! (an internal mirror, a TLS-intercepting proxy), are retried with
 //! exponential backoff on transient failures, and are capped in size. The
 //! body streams into a temp file in the pod while being hashed; a mismatch
-//! deletes it and fails with [`EXIT_INTEGRITY`]. Staging then copies the
+//! deletes it and fails with [`crate::exit::INTEGRITY`]. Staging then copies the
 //! verified file into a fresh root-only directory on the host, hashing it
 //! again on the way so a file swapped in between cannot be installed.
 
@@ -26,9 +26,6 @@ use nodeguard_common::redact::redact;
 
 use crate::profile::PackageEntry;
 use crate::state::STAGING_DIR;
-
-/// Exit code: the package does not match its pinned sha256.
-pub const EXIT_INTEGRITY: u8 = 5;
 
 /// Download settings.
 #[derive(Debug, Clone)]
@@ -94,7 +91,7 @@ pub fn fetch(entry: &PackageEntry, opts: &FetchOptions) -> Result<Fetched> {
 fn check_digest(expected: &str, actual: &str, what: &str) -> Result<()> {
     if expected != actual {
         bail!(ToolError::new(
-            EXIT_INTEGRITY,
+            crate::exit::INTEGRITY,
             format!("sha256 mismatch for {what}: expected {expected}, got {actual}; refusing to install")
         ));
     }
@@ -102,8 +99,8 @@ fn check_digest(expected: &str, actual: &str, what: &str) -> Result<()> {
 }
 
 fn hash_file(path: &Path, max: u64) -> Result<(String, u64)> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open package {}", path.display()))?;
+    let file = nodeguard_common::input::open_regular_file(path)
+        .with_context(|| format!("cannot open package {}", path.display()))?;
     let len = file
         .metadata()
         .with_context(|| format!("cannot stat package {}", path.display()))?
@@ -137,11 +134,19 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Largest CA bundle read (the Mozilla bundle is about 220 KiB).
+const MAX_CA_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Read a `--ca-bundle`: a regular file, size-capped.
+fn read_ca_bundle(bundle: &Path) -> Result<Vec<u8>> {
+    nodeguard_common::input::read_regular_file(bundle, MAX_CA_BUNDLE_BYTES)
+        .with_context(|| format!("cannot read CA bundle {}", bundle.display()))
+}
+
 fn agent(opts: &FetchOptions) -> Result<ureq::Agent> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(bundle) = &opts.ca_bundle {
-        let pem = fs::read(bundle)
-            .with_context(|| format!("cannot read CA bundle {}", bundle.display()))?;
+        let pem = read_ca_bundle(bundle)?;
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
@@ -424,9 +429,17 @@ mod tests {
             fetch(&entry(&pkg, &"0".repeat(64)), &FetchOptions::default()).expect_err("mismatch");
         assert_eq!(
             nodeguard_common::exit::code_for(&err),
-            EXIT_INTEGRITY,
+            crate::exit::INTEGRITY,
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn a_ca_bundle_must_be_a_regular_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = read_ca_bundle(dir.path()).expect_err("a directory");
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        assert!(read_ca_bundle(Path::new("/dev/zero")).is_err());
     }
 
     #[test]
