@@ -637,6 +637,53 @@ fn bootstrap_converges_and_is_ready_only_when_the_agent_is() {
     assert!(out.stderr.contains("NODEGUARD_PROFILE is not set"));
 }
 
+/// install-agent exit 8 (not_configured: placeholder sums, a missing package
+/// file or credential): the pod stays up, Running and not Ready, without a
+/// restart or faster retries, and logs exactly one line per cycle, the run
+/// line naming the tool's message.
+#[test]
+fn bootstrap_not_configured_stays_up_unready_with_one_line_per_cycle() {
+    for shell in shells() {
+        let mut ep = Entrypoint::new("bootstrap.sh", "install-agent", &shell);
+        ep.set("STANDIN_RC", "8")
+            .set("NODEGUARD_LOOP_INTERVAL", "1")
+            .set("NODEGUARD_LOOP_BACKOFF_INITIAL", "30");
+        let running = ep.spawn();
+        running.wait_for("three not_configured cycles", |out, _| {
+            run_lines(out).len() >= 3
+        });
+        // Readiness (`install-agent status`, which says not_configured too) fails.
+        assert!(!ep.command(&["ready"]).status().unwrap().success());
+        let stdout = running.read("stdout");
+        let stderr = running.read("stderr");
+        let (code, _) = running.terminate();
+        assert_eq!(code, 143, "{shell:?}: the loop ran until told to stop");
+        // One line per cycle: nothing on stdout but run lines, and none of
+        // the tool's own stderr (its last line is in the run line).
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), run_lines(&stdout).len(), "{shell:?}: {stdout}");
+        assert!(!stderr.contains("stand-in says"), "{shell:?}: {stderr}");
+        assert!(!stderr.contains("retrying"), "{shell:?}: {stderr}");
+        for run in run_lines(&stdout) {
+            assert_eq!(run["status"], "not_configured", "{run}");
+            assert_eq!(run["exit_code"], 8);
+            assert_eq!(run["consecutive_failures"], 0, "no backoff: {run}");
+            assert_eq!(run["error"], "error: stand-in says rc 8");
+            // The full report is still kept.
+            let report = run["report_path"].as_str().expect("report kept");
+            assert!(Path::new(report).is_file());
+        }
+        // Each cycle after the interval (1 s), not the 30 s backoff.
+        assert!(lines.len() >= 3);
+    }
+    // One run (NODEGUARD_LOOP_ONCE) exits with install-agent's code.
+    let mut ep = Entrypoint::new("bootstrap.sh", "install-agent", &shells()[0]);
+    ep.set("STANDIN_RC", "8");
+    let out = ep.once();
+    assert_eq!(out.code, 8, "{out:?}");
+    assert_eq!(out.run_lines()[0]["status"], "not_configured");
+}
+
 /// The real tools, where this checkout has them (a tool not delivered yet
 /// says "not implemented yet" and is skipped loudly).
 fn real_tool(name: &str) -> Option<PathBuf> {
