@@ -556,6 +556,18 @@ def check_rollouts(c):
     c.check(names(docs1) != names(docs2), "a new credential value is a new (immutable) Secret")
 
 
+def check_alert_values(c):
+    """bootstrap.registrationAlertAfter sets NodeguardAgentNotRegistered's `for`."""
+    _, docs = render({"prometheusRule": {"enabled": True}, "bootstrap": {"registrationAlertAfter": "3h"}})
+    rules = [r for d in docs if d["kind"] == "PrometheusRule" for g in d["spec"]["groups"] for r in g["rules"]]
+    nr = [r for r in rules if r.get("alert") == "NodeguardAgentNotRegistered"]
+    c.check(len(nr) == 1 and nr[0]["for"] == "3h" and "for 3h" in nr[0]["annotations"]["description"],
+            f"bootstrap.registrationAlertAfter sets the registration alert's time ({nr})")
+    nc = [r for r in rules if r.get("alert") == "NodeguardAgentNotConfigured"]
+    c.check(len(nc) == 1 and nc[0]["expr"].strip() == "nodeguard_install_agent_configured == 0",
+            "NodeguardAgentNotConfigured watches nodeguard_install_agent_configured")
+
+
 def yamllint(c, scen, text):
     conf = ("{extends: default, rules: {line-length: disable, document-start: disable, "
             "comments: {min-spaces-from-content: 1}, indentation: {indent-sequences: whatever}}}")
@@ -700,6 +712,7 @@ def main():
     check_falco_rules(c, yaml.safe_load((CHART / "files/falco/nodeguard_rules.yaml").read_text()))
     check_rejections(c)
     check_rollouts(c)
+    check_alert_values(c)
     if not args.no_checkov:
         checkov(c, rendered)
 
