@@ -556,6 +556,16 @@ def check_rollouts(c):
     c.check(names(docs1) != names(docs2), "a new credential value is a new (immutable) Secret")
 
 
+def check_notes(c):
+    """NOTES.txt gives the Pod Security one-liner for the release namespace."""
+    notes = _chart().render(values={}, name="qualys-agent", namespace="qualys", is_install=True)
+    text = next((t for p, t in notes.items() if p.endswith("NOTES.txt")), "")
+    c.check("kubectl label --overwrite namespace qualys " in text
+            and "pod-security.kubernetes.io/enforce=privileged" in text
+            and "pod-security.kubernetes.io/warn=baseline" in text, f"NOTES.txt: the kubectl label one-liner\n{text}")
+    c.check("not_configured" in text, "NOTES.txt: says what happens while not configured")
+
+
 def check_alert_values(c):
     """bootstrap.registrationAlertAfter sets NodeguardAgentNotRegistered's `for`."""
     _, docs = render({"prometheusRule": {"enabled": True}, "bootstrap": {"registrationAlertAfter": "3h"}})
@@ -713,6 +723,7 @@ def main():
     check_rejections(c)
     check_rollouts(c)
     check_alert_values(c)
+    check_notes(c)
     if not args.no_checkov:
         checkov(c, rendered)
 
