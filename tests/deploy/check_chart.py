@@ -684,6 +684,9 @@ def main():
 
     lint(c)
     yamllint_sources(c)
+    chart_meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    c.check(chart_meta.get("kubeVersion") == f">=1.{FLOOR_MINOR}.0-0",
+            f"Chart.yaml kubeVersion is the supported floor 1.{FLOOR_MINOR} ({chart_meta.get('kubeVersion')})")
     scc_schema = json.loads(SCC_SCHEMA.read_text())
     rendered = {}
     for scen, values, release in scenario_values():
