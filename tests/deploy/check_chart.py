@@ -523,6 +523,9 @@ def check_rejections(c):
         "package with url and path": {"bootstrap": {"packages": [{"format": "deb", "arch": "amd64", "version": "1",
                                                                   "url": "https://m/p.deb", "path": "/p.deb",
                                                                   "sha256": "0" * 64}]}},
+        "two packages for one format and arch": {"bootstrap": {"packages": [
+            {"format": "deb", "arch": "amd64", "version": "1", "url": "https://m/a.deb", "sha256": "1" * 64},
+            {"format": "deb", "arch": "amd64", "version": "2", "url": "https://m/b.deb", "sha256": "2" * 64}]}},
         "unknown AppArmor profile": {"bootstrap": {"appArmorProfile": "unconfined"}},
         "Kubernetes below the floor": {"kubeVersionOverride": "1.24.0"},
         "control character in a credential": {"credentials": {"activationId": "a\nb"}},
