@@ -234,6 +234,13 @@ run_entrypoint bootstrap base bootstrap.sh "CAP_SYS_ADMIN CAP_SYS_CHROOT CAP_SYS
 # as in the pod: the loop keeps running, its readiness check fails, and each
 # cycle logs exactly one line, the run line, naming what to set.
 nc=ng-e2e-not-configured-$$
+# Its own copy of the fixture host, with dpkg and apt-get present (stand-ins:
+# never run, since nothing is configured), so that the host is installable.
+cp -a "$host" "$t/host-nc"
+for p in dpkg apt-get systemctl; do
+    printf '#!/bin/sh\nexit 0\n' >"$t/host-nc/usr/bin/$p"
+    chmod 0755 "$t/host-nc/usr/bin/$p"
+done
 nc_all_not_configured() { ! grep '"record":"entrypoint_run"' "$1" | grep -v '"status":"not_configured"'; }
 nc_only_run_lines() { [ "$(wc -l <"$1")" -eq "$(grep -c '"record":"entrypoint_run"' "$1")" ]; }
 nc_no_backoff() { ! grep -v '"consecutive_failures":0,' "$1"; }
@@ -246,7 +253,7 @@ done
 # shellcheck disable=SC2086 # word splitting of the capability flags is intended
 timeout 120 ctr --address "$sock" --namespace nodeguard-e2e run --rm --read-only $nc_caps \
     --cap-add CAP_SYS_ADMIN --cap-add CAP_SYS_CHROOT --cap-add CAP_SYS_PTRACE \
-    --mount "type=bind,src=$host,dst=/host,options=rbind:ro" \
+    --mount "type=bind,src=$t/host-nc,dst=/host,options=rbind:ro" \
     --mount "type=bind,src=$t/results/bootstrap-nc,dst=/var/lib/nodeguard/results/bootstrap,options=rbind:rw" \
     --mount "type=bind,src=$t/credentials,dst=/etc/nodeguard/credentials,options=rbind:ro" \
     --mount "type=tmpfs,src=tmpfs,dst=/tmp,options=nosuid:nodev" \

@@ -821,6 +821,14 @@ fn bootstrap_entrypoint_with_the_real_install_agent_not_configured() {
         "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
     )
     .unwrap();
+    // An installable host: dpkg and apt-get exist (never run: nothing is
+    // configured, so nothing is installed).
+    fs::create_dir_all(host.join("usr/bin")).unwrap();
+    for program in ["dpkg", "apt-get", "systemctl"] {
+        let path = host.join("usr/bin").join(program);
+        fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let creds = ep.dir.join("credentials");
     fs::create_dir_all(&creds).unwrap();
     fs::write(creds.join("ACTIVATION_ID"), "nc-activation-secret").unwrap();
