@@ -141,3 +141,44 @@ fn chart_sets_only_variables_the_tools_read() {
         }
     }
 }
+
+/// The shipped plain manifests, checked without the Python validators: the
+/// bootstrap container is AppArmor-unconfined by annotation (valid on every
+/// supported minor: no `appArmorProfile` field, which 1.25-1.29 reject) and
+/// SELinux spc_t, and no hostPath of type Directory or File lies outside the
+/// paths every node has (the kubelet would leave the pod in ContainerCreating).
+#[test]
+fn plain_manifests_confine_by_annotation_and_check_only_paths_every_node_has() {
+    let rendered =
+        std::fs::read_to_string(workspace_root().join("manifests/deploy/nodeguard.yaml"))
+            .expect("manifests/deploy/nodeguard.yaml");
+    assert!(
+        rendered.contains("container.apparmor.security.beta.kubernetes.io/bootstrap: unconfined")
+    );
+    assert!(!rendered.contains("appArmorProfile:"));
+    assert!(rendered.contains("type: spc_t"));
+    assert!(rendered.contains("\nkind: Namespace\n"));
+    let always = ["/", "/etc", "/proc", "/sys", "/usr", "/var/lib/kubelet"];
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if *line != "hostPath:" {
+            continue;
+        }
+        let path = lines[i + 1]
+            .strip_prefix("path: ")
+            .expect("path after hostPath");
+        let kind = lines
+            .get(i + 2)
+            .and_then(|l| l.strip_prefix("type: "))
+            .unwrap_or("");
+        if matches!(kind, "Directory" | "File") {
+            assert!(
+                always.contains(&path),
+                "hostPath {path} of type {kind}: a node without it stalls the pod"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} hostPath volumes found");
+}
