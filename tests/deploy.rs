@@ -182,3 +182,68 @@ fn plain_manifests_confine_by_annotation_and_check_only_paths_every_node_has() {
     }
     assert!(checked >= 8, "only {checked} hostPath volumes found");
 }
+
+/// The chart's `bootstrap.packages` and `bootstrap.caBundle`, rendered as
+/// the DaemonSet mounts them, are files install-agent accepts as
+/// `--packages-file` and `--ca-bundle`: it plans the mirror's package.
+#[test]
+fn chart_packages_file_is_one_install_agent_accepts() {
+    let python = python_or_skip!();
+    let dir = crate::harness::TestDir::new("chart-packages");
+    let script = r#"
+import sys, yaml
+deploy, out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, deploy); sys.argv = sys.argv[:1]
+import check_chart as cc
+values = yaml.safe_load(open(deploy + "/scenarios/packages.yaml"))
+_, docs = cc.render(values)
+cm = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-bootstrap-config")][0]
+for key, value in cm["data"].items():
+    open(out + "/" + key, "w").write(value)
+"#;
+    let out = run(Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(workspace_root().join("tests/deploy"))
+        .arg(dir.path()));
+    out.assert_code(0);
+    let host = dir.join("host");
+    std::fs::create_dir_all(host.join("etc")).unwrap();
+    std::fs::create_dir_all(host.join("usr/bin")).unwrap();
+    std::fs::write(
+        host.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    for program in ["dpkg", "apt-get", "systemctl"] {
+        let path = host.join("usr/bin").join(program);
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    dir.write("credentials/ACTIVATION_ID", "chart-activation-0001");
+    dir.write("credentials/CUSTOMER_ID", "chart-customer-0002");
+    let plan = run(Command::new(crate::harness::bin("install-agent"))
+        .arg("plan")
+        .env("NODEGUARD_FORMAT", "json")
+        .env("NODEGUARD_HOST_ROOT", &host)
+        .env("NODEGUARD_TARGET_PID", "0")
+        .env(
+            "NODEGUARD_PROFILE",
+            workspace_root().join("install-agent/profiles/qualys-cloud-agent.toml"),
+        )
+        .env("NODEGUARD_CREDENTIALS_DIR", dir.join("credentials"))
+        .env("NODEGUARD_PACKAGES_FILE", dir.join("packages.toml"))
+        .env("NODEGUARD_CA_BUNDLE", dir.join("ca.crt")));
+    if plan.stderr.contains("not implemented yet") || plan.stderr.contains("unexpected argument") {
+        eprintln!("SKIPPED: install-agent in this checkout has no --packages-file");
+        return;
+    }
+    plan.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON report");
+    assert_eq!(report["status"], "planned", "{}", plan.stdout);
+    assert_eq!(
+        report["package"]["sha256"],
+        "5f4dcc3b5aa765d61d8327deb882cf992b95990a9151374abd8ff8c5a7a0fe08"
+    );
+}
