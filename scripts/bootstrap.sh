@@ -24,16 +24,25 @@ BOOTSTRAP_MODE=${NODEGUARD_LOOP_MODE:-install}
 # install-agent's own exit codes (install-agent --help): 3 a step failed,
 # 4 another run holds the host lock, 5 package checksum mismatch, 6 agent not
 # installed by nodeguard, 7 the host cannot get this agent (immutable OS, no
-# package manager or package). 7 is not a failure to retry quickly: the run
+# package manager or package), 8 not configured. 7 is not a failure to retry quickly: the run
 # line says `unsupported`, the next try is a full interval later, and the pod
 # counts as ready so that such nodes do not hold up a rollout forever (the
 # report and the agent metrics still say the agent is missing).
+# 8 not_configured: the profile's package sums are placeholders, a package
+# file is missing, or a required credential is not set. Only a person can fix
+# that, so the pod neither exits nor restarts nor retries faster: it stays
+# Running and not Ready (readiness is `install-agent status`, which says
+# not_configured too), and each cycle logs exactly one line, the run line,
+# whose "error" is install-agent's message naming the values to set
+# (the metric nodeguard_install_agent_configured is 0; an alert watches it).
+NG_QUIET_STATUSES=not_configured
 ng_classify() {
     case $1 in
         0) NG_STATUS=ok ;;
         1) NG_STATUS=findings ;;
         4) NG_STATUS=busy ;;
         7) NG_STATUS=unsupported ;;
+        8) NG_STATUS=not_configured ;;
         *) NG_STATUS=error ;;
     esac
 }

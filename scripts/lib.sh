@@ -25,6 +25,9 @@
 #   NODEGUARD_LOOP_IONICE_CLASS    I/O class: 1 realtime, 2 best-effort, 3 idle (default 3), "" = leave
 #   NODEGUARD_LOOP_ONCE            "true": one run, exit with its status (tests, ad hoc jobs)
 #
+# A script may also set NG_QUIET_STATUSES (space-separated run statuses that
+# log only their run line: one line per cycle for a state that repeats).
+#
 # Exit within 2 s of SIGTERM: sleeps are `sleep & wait` and the running tool
 # gets TERM, then KILL after 1 s. A failed run never exits the loop (no crash
 # loop): it backs off exponentially. Only a configuration error exits (2),
@@ -290,26 +293,32 @@ ng_run_tool() {
     fi
     NG_WATCHDOG_PID=
 
+    if [ "$ng_timed_out" = true ]; then
+        NG_STATUS=timeout
+    else
+        ng_classify "$NG_RC"
+    fi
+    # A status the script declares quiet (NG_QUIET_STATUSES, e.g. bootstrap's
+    # not_configured, which repeats every cycle until someone acts) logs only
+    # its run line, which carries the tool's last stderr line; the full
+    # report is still kept in the results directory.
+    ng_quiet=false
+    case " ${NG_QUIET_STATUSES:-} " in *" $NG_STATUS "*) ng_quiet=true ;; esac
+
     # The tool's stderr (already redacted by the tool) goes to the pod log.
-    cat "$ng_err" >&2
+    [ "$ng_quiet" = true ] || cat "$ng_err" >&2
     ng_last_err=$(grep -v '^[[:space:]]*$' "$ng_err" | tail -n 1)
     : >"$ng_err"
+    [ "$ng_timed_out" != true ] || ng_last_err="killed after NODEGUARD_LOOP_RUN_TIMEOUT=${NG_RUN_TIMEOUT}s"
 
     ng_report=
     if [ -s "$NG_TMP_OUT" ]; then
         mv -f "$NG_TMP_OUT" "$NG_RESULTS_DIR/$ng_name"
         ng_report="$NG_RESULTS_DIR/$ng_name"
         ng_prune "$NG_TOOL-$ng_action" "$NG_OUTPUT"
-        [ "$NG_OUTPUT" != jsonl ] || cat "$ng_report"
+        [ "$NG_OUTPUT" != jsonl ] || [ "$ng_quiet" = true ] || cat "$ng_report"
     else
         rm -f "$NG_TMP_OUT"
-    fi
-
-    if [ "$ng_timed_out" = true ]; then
-        NG_STATUS=timeout
-        ng_last_err="killed after NODEGUARD_LOOP_RUN_TIMEOUT=${NG_RUN_TIMEOUT}s"
-    else
-        ng_classify "$NG_RC"
     fi
     ng_emit "$ng_action" "$ng_started" "$ng_t0" "$ng_report" "$ng_last_err"
 }
@@ -326,8 +335,10 @@ ng_fail_run() {
 
 # ng_emit ACTION STARTED T0_MS REPORT ERROR: count the run and print its JSON line.
 ng_emit() {
-    # `unsupported` (a host the tool cannot serve) is an answer, not a failure to retry.
-    case $NG_STATUS in ok | findings | unsupported) NG_FAILURES=0 ;; *) NG_FAILURES=$((NG_FAILURES + 1)) ;; esac
+    # `unsupported` (a host the tool cannot serve) and `not_configured` (values
+    # missing: only a person can fix it) are answers, not failures to retry
+    # faster: the next run is an interval later.
+    case $NG_STATUS in ok | findings | unsupported | not_configured) NG_FAILURES=0 ;; *) NG_FAILURES=$((NG_FAILURES + 1)) ;; esac
     ng_t1=$(ng_now_ms)
     printf '{"schema_version":1,"tool":"%s","record":"entrypoint_run","component":"%s","action":"%s","node":"%s","timestamp":"%s","started_at":"%s","duration_ms":%s,"run":%s,"exit_code":%s,"status":"%s","consecutive_failures":%s,"report_path":%s,"error":%s}\n' \
         "$NG_TOOL" "$NG_COMPONENT" "$1" "$(ng_json_str "$NG_NODE")" "$(ng_now)" "$2" \

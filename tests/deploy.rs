@@ -58,9 +58,9 @@ fn chart_renders_validates_and_keeps_its_privilege_claims() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    // Eight scenarios × (privilege claims + 7 Kubernetes versions × objects):
-    // far more than a thousand checks; a handful would mean the loop broke.
-    assert!(passed > 1000, "only {passed} checks ran:\n{}", out.stdout);
+    // A dozen scenarios × (privilege claims + every minor from 1.25 ×
+    // objects): thousands of checks; a handful would mean the loop broke.
+    assert!(passed > 3000, "only {passed} checks ran:\n{}", out.stdout);
 }
 
 /// The DaemonSets start scripts that exist, and the image puts them where
@@ -140,4 +140,110 @@ fn chart_sets_only_variables_the_tools_read() {
             );
         }
     }
+}
+
+/// The shipped plain manifests, checked without the Python validators: the
+/// bootstrap container is AppArmor-unconfined by annotation (valid on every
+/// supported minor: no `appArmorProfile` field, which 1.25-1.29 reject) and
+/// SELinux spc_t, and no hostPath of type Directory or File lies outside the
+/// paths every node has (the kubelet would leave the pod in ContainerCreating).
+#[test]
+fn plain_manifests_confine_by_annotation_and_check_only_paths_every_node_has() {
+    let rendered =
+        std::fs::read_to_string(workspace_root().join("manifests/deploy/nodeguard.yaml"))
+            .expect("manifests/deploy/nodeguard.yaml");
+    assert!(
+        rendered.contains("container.apparmor.security.beta.kubernetes.io/bootstrap: unconfined")
+    );
+    assert!(!rendered.contains("appArmorProfile:"));
+    assert!(rendered.contains("type: spc_t"));
+    assert!(rendered.contains("\nkind: Namespace\n"));
+    let always = ["/", "/etc", "/proc", "/sys", "/usr", "/var/lib/kubelet"];
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if *line != "hostPath:" {
+            continue;
+        }
+        let path = lines[i + 1]
+            .strip_prefix("path: ")
+            .expect("path after hostPath");
+        let kind = lines
+            .get(i + 2)
+            .and_then(|l| l.strip_prefix("type: "))
+            .unwrap_or("");
+        if matches!(kind, "Directory" | "File") {
+            assert!(
+                always.contains(&path),
+                "hostPath {path} of type {kind}: a node without it stalls the pod"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} hostPath volumes found");
+}
+
+/// The chart's `bootstrap.packages` and `bootstrap.caBundle`, rendered as
+/// the DaemonSet mounts them, are files install-agent accepts as
+/// `--packages-file` and `--ca-bundle`: it plans the mirror's package.
+#[test]
+fn chart_packages_file_is_one_install_agent_accepts() {
+    let python = python_or_skip!();
+    let dir = crate::harness::TestDir::new("chart-packages");
+    let script = r#"
+import sys, yaml
+deploy, out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, deploy); sys.argv = sys.argv[:1]
+import check_chart as cc
+values = yaml.safe_load(open(deploy + "/scenarios/packages.yaml"))
+_, docs = cc.render(values)
+cm = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-bootstrap-config")][0]
+for key, value in cm["data"].items():
+    open(out + "/" + key, "w").write(value)
+"#;
+    let out = run(Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(workspace_root().join("tests/deploy"))
+        .arg(dir.path()));
+    out.assert_code(0);
+    let host = dir.join("host");
+    std::fs::create_dir_all(host.join("etc")).unwrap();
+    std::fs::create_dir_all(host.join("usr/bin")).unwrap();
+    std::fs::write(
+        host.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    for program in ["dpkg", "apt-get", "systemctl"] {
+        let path = host.join("usr/bin").join(program);
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    dir.write("credentials/ACTIVATION_ID", "chart-activation-0001");
+    dir.write("credentials/CUSTOMER_ID", "chart-customer-0002");
+    let plan = run(Command::new(crate::harness::bin("install-agent"))
+        .arg("plan")
+        .env("NODEGUARD_FORMAT", "json")
+        .env("NODEGUARD_HOST_ROOT", &host)
+        .env("NODEGUARD_TARGET_PID", "0")
+        .env(
+            "NODEGUARD_PROFILE",
+            workspace_root().join("install-agent/profiles/qualys-cloud-agent.toml"),
+        )
+        .env("NODEGUARD_CREDENTIALS_DIR", dir.join("credentials"))
+        .env("NODEGUARD_PACKAGES_FILE", dir.join("packages.toml"))
+        .env("NODEGUARD_CA_BUNDLE", dir.join("ca.crt")));
+    if plan.stderr.contains("not implemented yet") || plan.stderr.contains("unexpected argument") {
+        eprintln!("SKIPPED: install-agent in this checkout has no --packages-file");
+        return;
+    }
+    plan.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON report");
+    assert_eq!(report["status"], "planned", "{}", plan.stdout);
+    assert_eq!(
+        report["package"]["sha256"],
+        "5f4dcc3b5aa765d61d8327deb882cf992b95990a9151374abd8ff8c5a7a0fe08"
+    );
 }

@@ -637,6 +637,53 @@ fn bootstrap_converges_and_is_ready_only_when_the_agent_is() {
     assert!(out.stderr.contains("NODEGUARD_PROFILE is not set"));
 }
 
+/// install-agent exit 8 (not_configured: placeholder sums, a missing package
+/// file or credential): the pod stays up, Running and not Ready, without a
+/// restart or faster retries, and logs exactly one line per cycle, the run
+/// line naming the tool's message.
+#[test]
+fn bootstrap_not_configured_stays_up_unready_with_one_line_per_cycle() {
+    for shell in shells() {
+        let mut ep = Entrypoint::new("bootstrap.sh", "install-agent", &shell);
+        ep.set("STANDIN_RC", "8")
+            .set("NODEGUARD_LOOP_INTERVAL", "1")
+            .set("NODEGUARD_LOOP_BACKOFF_INITIAL", "30");
+        let running = ep.spawn();
+        running.wait_for("three not_configured cycles", |out, _| {
+            run_lines(out).len() >= 3
+        });
+        // Readiness (`install-agent status`, which says not_configured too) fails.
+        assert!(!ep.command(&["ready"]).status().unwrap().success());
+        let stdout = running.read("stdout");
+        let stderr = running.read("stderr");
+        let (code, _) = running.terminate();
+        assert_eq!(code, 143, "{shell:?}: the loop ran until told to stop");
+        // One line per cycle: nothing on stdout but run lines, and none of
+        // the tool's own stderr (its last line is in the run line).
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), run_lines(&stdout).len(), "{shell:?}: {stdout}");
+        assert!(!stderr.contains("stand-in says"), "{shell:?}: {stderr}");
+        assert!(!stderr.contains("retrying"), "{shell:?}: {stderr}");
+        for run in run_lines(&stdout) {
+            assert_eq!(run["status"], "not_configured", "{run}");
+            assert_eq!(run["exit_code"], 8);
+            assert_eq!(run["consecutive_failures"], 0, "no backoff: {run}");
+            assert_eq!(run["error"], "error: stand-in says rc 8");
+            // The full report is still kept.
+            let report = run["report_path"].as_str().expect("report kept");
+            assert!(Path::new(report).is_file());
+        }
+        // Each cycle after the interval (1 s), not the 30 s backoff.
+        assert!(lines.len() >= 3);
+    }
+    // One run (NODEGUARD_LOOP_ONCE) exits with install-agent's code.
+    let mut ep = Entrypoint::new("bootstrap.sh", "install-agent", &shells()[0]);
+    ep.set("STANDIN_RC", "8");
+    let out = ep.once();
+    assert_eq!(out.code, 8, "{out:?}");
+    assert_eq!(out.run_lines()[0]["status"], "not_configured");
+}
+
 /// The real tools, where this checkout has them (a tool not delivered yet
 /// says "not implemented yet" and is skipped loudly).
 fn real_tool(name: &str) -> Option<PathBuf> {
@@ -756,6 +803,64 @@ fn bootstrap_entrypoint_with_the_real_install_agent_on_an_immutable_host() {
     assert!(ep.command(&["ready"]).status().unwrap().success());
     for secret in ["e2e-activation-secret", "e2e-customer-secret"] {
         assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    }
+}
+
+/// The real install-agent with the shipped profile (placeholder sums, no
+/// package files) on an installable host: not_configured, exit 8, through the
+/// entrypoint; the run line names what to set, readiness fails.
+#[test]
+fn bootstrap_entrypoint_with_the_real_install_agent_not_configured() {
+    let Some(mut ep) = with_real_tool("bootstrap.sh", "install-agent") else {
+        return;
+    };
+    let host = ep.dir.join("host");
+    fs::create_dir_all(host.join("etc")).unwrap();
+    fs::write(
+        host.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+    )
+    .unwrap();
+    // An installable host: dpkg and apt-get exist (never run: nothing is
+    // configured, so nothing is installed).
+    fs::create_dir_all(host.join("usr/bin")).unwrap();
+    for program in ["dpkg", "apt-get", "systemctl"] {
+        let path = host.join("usr/bin").join(program);
+        fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let creds = ep.dir.join("credentials");
+    fs::create_dir_all(&creds).unwrap();
+    fs::write(creds.join("ACTIVATION_ID"), "nc-activation-secret").unwrap();
+    fs::write(creds.join("CUSTOMER_ID"), "nc-customer-secret").unwrap();
+    let profile = workspace_root().join("install-agent/profiles/qualys-cloud-agent.toml");
+    ep.set("NODEGUARD_HOST_ROOT", host.to_str().unwrap())
+        .set("NODEGUARD_TARGET_PID", "0")
+        .set("NODEGUARD_PROFILE", profile.to_str().unwrap())
+        .set("NODEGUARD_CREDENTIALS_DIR", creds.to_str().unwrap());
+    let out = ep.once();
+    if out.code != 8 && !out.stdout.contains("not_configured") {
+        eprintln!(
+            "SKIPPED: install-agent in this checkout does not report not_configured yet (exit {})",
+            out.code
+        );
+        return;
+    }
+    assert_eq!(out.code, 8, "{out:?}");
+    let runs = out.run_lines();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "not_configured");
+    // One line: the run line only (quiet status), its error naming values.
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let report = fs::read_to_string(runs[0]["report_path"].as_str().unwrap()).unwrap();
+    assert!(report.contains("not_configured"), "{report}");
+    assert!(!ep.command(&["ready"]).status().unwrap().success());
+    for secret in ["nc-activation-secret", "nc-customer-secret"] {
+        assert!(
+            !out.stdout.contains(secret)
+                && !out.stderr.contains(secret)
+                && !report.contains(secret)
+        );
     }
 }
 

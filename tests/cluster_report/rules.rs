@@ -25,7 +25,7 @@ fn promtool_checks_and_unit_tests_pass() {
     let check = promtool(&[Path::new("check"), Path::new("rules"), &rules]);
     check.assert_code(0);
     assert!(
-        check.stdout.contains("SUCCESS: 16 rules found"),
+        check.stdout.contains("SUCCESS: 18 rules found"),
         "{}",
         check.stdout
     );

@@ -21,8 +21,99 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Every namespaced object goes into the release namespace (helm --namespace). */}}
 {{- define "nodeguard.namespace" -}}
-{{- .Values.namespace.name }}
+{{- .Release.Namespace }}
+{{- end }}
+
+{{/*
+The Kubernetes version the manifests are for: kubeVersionOverride, else the
+cluster's (helm install/upgrade) or `helm template --kube-version`.
+*/}}
+{{- define "nodeguard.kubeVersion" -}}
+{{- $v := default .Capabilities.KubeVersion.Version .Values.kubeVersionOverride }}
+{{- if not (semverCompare ">=1.25.0-0" $v) }}
+{{- fail (printf "Kubernetes %s is not supported: nodeguard needs 1.25 or newer (Pod Security admission; docs/deploy.md)" $v) }}
+{{- end }}
+{{- $v }}
+{{- end }}
+
+{{/* "true" when the API has securityContext.appArmorProfile (GA in 1.30). */}}
+{{- define "nodeguard.hasAppArmorField" -}}
+{{- if semverCompare ">=1.30.0-0" (include "nodeguard.kubeVersion" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The SELinux type a component runs as: its `seLinuxType` value; on OpenShift
+(RHCOS: SELinux enforcing, host files keep their host labels) spc_t when
+unset, since container_t may read neither the host files nor the CRI socket
+(docs/deploy.md). (dict "ctx" $ "values" .Values.fim)
+*/}}
+{{- define "nodeguard.seLinuxType" -}}
+{{- $t := .values.seLinuxType | default "" }}
+{{- if and (not $t) .ctx.Values.openshift.enabled }}{{ $t = "spc_t" }}{{ end }}
+{{- $t }}
+{{- end }}
+
+{{/*
+AppArmor, pod template annotation (every supported version honours it; the
+only way before 1.30): (dict "container" "bootstrap" "values" .Values.bootstrap).
+*/}}
+{{- define "nodeguard.appArmorAnnotation" -}}
+{{- $p := .values.appArmorProfile | default "" }}
+{{- if $p }}
+{{- $v := ternary "unconfined" (ternary "runtime/default" (printf "localhost/%s" (trimPrefix "Localhost/" $p)) (eq $p "RuntimeDefault")) (eq $p "Unconfined") }}
+container.apparmor.security.beta.kubernetes.io/{{ .container }}: {{ $v }}
+{{- end }}
+{{- end }}
+
+{{/*
+The container's LSM settings, inside its securityContext: the appArmorProfile
+field from 1.30 (it must agree with the annotation, which the API server
+checks) and the SELinux type. (dict "ctx" $ "values" .Values.bootstrap)
+*/}}
+{{- define "nodeguard.lsmSecurityContext" -}}
+{{- $p := .values.appArmorProfile | default "" }}
+{{- if and $p (include "nodeguard.hasAppArmorField" .ctx) }}
+appArmorProfile:
+  {{- if hasPrefix "Localhost/" $p }}
+  type: Localhost
+  localhostProfile: {{ trimPrefix "Localhost/" $p | quote }}
+  {{- else }}
+  type: {{ $p }}
+  {{- end }}
+{{- end }}
+{{- $t := include "nodeguard.seLinuxType" . }}
+{{- if $t }}
+seLinuxOptions:
+  {{- if .ctx.Values.openshift.enabled }}
+  # Fully specified, as the component's SecurityContextConstraints requires
+  # (no MCS level from the namespace).
+  user: system_u
+  role: system_r
+  type: {{ $t }}
+  level: s0
+  {{- else }}
+  type: {{ $t }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod template annotations every component shares: the AppArmor annotation and,
+on OpenShift, the SCC the pod must be admitted under.
+(dict "ctx" $ "component" "fim" "values" .Values.fim)
+*/}}
+{{- define "nodeguard.podAnnotations" -}}
+{{- include "nodeguard.appArmorAnnotation" (dict "container" .component "values" .values) }}
+{{- if .ctx.Values.openshift.enabled }}
+openshift.io/required-scc: {{ include "nodeguard.sccName" . }}
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped, so the release namespace is part of the name. */}}
+{{- define "nodeguard.sccName" -}}
+{{- printf "%s-%s-%s" .ctx.Release.Namespace (include "nodeguard.fullname" .ctx) .component | trunc 253 }}
 {{- end }}
 
 {{/* Labels on every object. */}}
@@ -67,14 +158,56 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/*
+The credential files the chart puts in its Secret, as JSON: credentials.values
+plus the Qualys chart's names (credentials.activationId, customerId,
+config.serverUri, httpsProxy) under the profile's keys. One key given twice
+is an error naming both values.
+*/}}
+{{- define "nodeguard.credentialValues" -}}
+{{- $out := deepCopy (.Values.credentials.values | default dict) }}
+{{- $named := list
+  (list "activation_id" .Values.credentials.activationId "credentials.activationId")
+  (list "customer_id" .Values.credentials.customerId "credentials.customerId")
+  (list "server_uri" .Values.config.serverUri "config.serverUri")
+  (list "https_proxy" .Values.config.httpsProxy "config.httpsProxy") }}
+{{- range $named }}
+{{- $key := index . 0 }}{{ $val := index . 1 }}{{ $name := index . 2 }}
+{{- if $val }}
+{{- if or (hasKey $out $key) (hasKey $out (upper $key)) }}
+{{- fail (printf "credentials: %s and credentials.values.%s set the same credential; set one of them" $name (ternary $key (upper $key) (hasKey $out $key))) }}
+{{- end }}
+{{- $_ := set $out $key $val }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* Settings (config.*) that go beside an existingSecret, as JSON. */}}
+{{- define "nodeguard.configValues" -}}
+{{- $out := dict }}
+{{- with .Values.config.serverUri }}{{ $_ := set $out "server_uri" . }}{{ end }}
+{{- with .Values.config.httpsProxy }}{{ $_ := set $out "https_proxy" . }}{{ end }}
+{{- toJson $out }}
+{{- end }}
+
 {{/* Name of the credentials Secret: hash-suffixed when the chart creates it. */}}
 {{- define "nodeguard.credentialsSecret" -}}
+{{- $vals := include "nodeguard.credentialValues" . | fromJson }}
 {{- if .Values.credentials.existingSecret }}
 {{- .Values.credentials.existingSecret }}
-{{- else if .Values.credentials.values }}
-{{- printf "%s-credentials-%s" (include "nodeguard.fullname" .) (toJson .Values.credentials.values | sha256sum | trunc 10) }}
+{{- else if $vals }}
+{{- printf "%s-credentials-%s" (include "nodeguard.fullname" .) (toJson $vals | sha256sum | trunc 10) }}
 {{- else }}
 {{- printf "%s-credentials" (include "nodeguard.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The chart's Secret of config.* values beside an existingSecret ("" when none). */}}
+{{- define "nodeguard.configSecret" -}}
+{{- $vals := include "nodeguard.configValues" . | fromJson }}
+{{- if and .Values.credentials.existingSecret $vals }}
+{{- printf "%s-config-%s" (include "nodeguard.fullname" .) (toJson $vals | sha256sum | trunc 10) }}
 {{- end }}
 {{- end }}
 
@@ -198,13 +331,25 @@ tolerations:
 {{- end }}
 {{- end }}
 
-{{/* Read-only host mounts under /host: (list "/etc" "/usr") with a name prefix. */}}
+{{/*
+Read-only host mounts under /host: (dict "paths" (list "/")). `type:
+Directory` makes the kubelet check the path and leave the pod in
+ContainerCreating when it is missing, so it is used only for paths every node
+has; any other path gets no type (no check).
+*/}}
+{{- define "nodeguard.alwaysPresentPaths" -}}
+{{- toJson (list "/" "/etc" "/proc" "/sys" "/usr" "/var/lib/kubelet") }}
+{{- end }}
+
 {{- define "nodeguard.hostPathVolumes" -}}
+{{- $always := include "nodeguard.alwaysPresentPaths" . | fromJsonArray }}
 {{- range $i, $p := .paths }}
 - name: host-{{ $i }}
   hostPath:
     path: {{ $p }}
+    {{- if has $p $always }}
     type: Directory
+    {{- end }}
 {{- end }}
 {{- end }}
 
@@ -226,7 +371,7 @@ readinessProbe:
   failureThreshold: 1
 {{- end }}
 
-{{/* Container security context of the unprivileged tools. */}}
+{{/* Container security context of the unprivileged tools: (dict "ctx" $ "values" .Values.fim "add" (list …)). */}}
 {{- define "nodeguard.restrictedSecurityContext" -}}
 securityContext:
   privileged: false
@@ -241,6 +386,9 @@ securityContext:
     {{- end }}
   seccompProfile:
     type: RuntimeDefault
+  {{- with include "nodeguard.lsmSecurityContext" (dict "ctx" .ctx "values" .values) | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
 {{- end }}
 
 {{/*
@@ -273,4 +421,55 @@ checkov.io/skip{{ add1 $i }}: {{ printf "%s=%s" $check (index $reasons $check) |
 securityContext:
   seccompProfile:
     type: RuntimeDefault
+{{- end }}
+
+{{/*
+The bootstrap pod's volumes (also read by the OpenShift SCC for its volume
+types). The credentials are optional: without them install-agent reports
+not_configured (exit 8) and names the values to set; the pod runs, unready,
+instead of waiting in ContainerCreating for a Secret, and picks the Secret up
+when it is created.
+*/}}
+{{- define "nodeguard.bootstrap.volumes" -}}
+{{- $values := .Values.bootstrap }}
+{{- include "nodeguard.commonVolumes" (dict "ctx" . "component" "bootstrap") }}
+- name: credentials
+  projected:
+    defaultMode: 0400
+    sources:
+      - secret:
+          name: {{ include "nodeguard.credentialsSecret" . }}
+          optional: true
+      {{- with include "nodeguard.configSecret" . }}
+      - secret:
+          name: {{ . }}
+      {{- end }}
+{{- if $values.profileToml }}
+- name: profile
+  configMap:
+    name: {{ include "nodeguard.fullname" . }}-bootstrap-profile
+    defaultMode: 0444
+{{- end }}
+{{- if or $values.packages $values.caBundle }}
+- name: bootstrap-config
+  configMap:
+    name: {{ include "nodeguard.fullname" . }}-bootstrap-config
+    defaultMode: 0444
+{{- end }}
+{{- end }}
+
+{{/* The namespace's Pod Security labels (also the `kubectl label` one-liner in NOTES.txt). */}}
+{{- define "nodeguard.podSecurityLabels" -}}
+{{- $pss := .Values.namespace.podSecurity -}}
+pod-security.kubernetes.io/enforce: {{ $pss.enforce }}
+pod-security.kubernetes.io/enforce-version: {{ $pss.version }}
+pod-security.kubernetes.io/warn: {{ $pss.warn }}
+pod-security.kubernetes.io/warn-version: {{ $pss.version }}
+pod-security.kubernetes.io/audit: {{ $pss.audit }}
+pod-security.kubernetes.io/audit-version: {{ $pss.version }}
+{{- end }}
+
+{{- define "nodeguard.podSecurityLabelCommand" -}}
+kubectl label --overwrite namespace {{ .Release.Namespace }}
+{{- range $k, $v := include "nodeguard.podSecurityLabels" . | fromYaml }} {{ $k }}={{ $v }}{{ end }}
 {{- end }}
