@@ -1,0 +1,542 @@
+//! The shipped vendor profiles (`sysdig-agent`, `falcon-sensor`,
+//! `wazuh-agent`) through their whole life on a booted systemd node, with
+//! stand-in packages that implement each vendor's install interface (see
+//! `standin.rs`): plan, install, converged re-run, status, upgrade to the
+//! stand-in's second version, uninstall (and reinstall, then purge), first
+//! as DEB, then — on the same node, made RPM-flavoured after the purge left
+//! it clean — as RPM.
+//!
+//! The profile under test is the shipped file with only its `[[package]]`
+//! tables replaced (by the stand-ins, for both architectures: the tool must
+//! pick the node's). Packages for the other architecture are built and
+//! their metadata checked; installing them needs a node of that
+//! architecture (see `arm64_node_lifecycle`).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::node::{rootfs, Node};
+use super::standin::{self, Arch, Entry, Format, Vendor};
+use crate::harness::{self, tool, RunResult, TestDir};
+
+/// Credential canaries: none may appear in any output, log or journal.
+const SYSDIG_KEY: &str = "ngcanary-sysdig-key-5Tq1";
+const FALCON_CID: &str = "C0FFEE0123456789ABCDEF0123456789-4E";
+const FALCON_TOKEN: &str = "ngcanary-falcon-tok-8Wz3";
+const WAZUH_PASSWORD: &str = "ngcanary-wazuh-pw-2Lm7";
+const SECRETS: [&str; 4] = [SYSDIG_KEY, FALCON_CID, FALCON_TOKEN, WAZUH_PASSWORD];
+/// A variable of the "pod" that must not reach host processes.
+const POD_ENV_SECRET: &str = "ngcanary-podenv-v9Rr";
+
+/// The credential files of a vendor's Secret.
+fn credentials(vendor: Vendor) -> Vec<(&'static str, &'static str)> {
+    match vendor {
+        Vendor::Sysdig => vec![
+            ("access_key", SYSDIG_KEY),
+            ("collector", "ingest.nodeguard.invalid"),
+            ("tags", "cluster:ci,role:node"),
+        ],
+        Vendor::Falcon => vec![
+            ("cid", FALCON_CID),
+            ("provisioning_token", FALCON_TOKEN),
+            ("tags", "ci,nodeguard"),
+        ],
+        Vendor::Wazuh => vec![
+            ("manager_address", "wazuh-manager.nodeguard.invalid"),
+            ("registration_password", WAZUH_PASSWORD),
+            ("agent_group", "k8s-nodes"),
+        ],
+    }
+}
+
+/// Everything install-agent printed plus the node's journal, for the leak
+/// check.
+#[derive(Default)]
+struct Transcript(Vec<(String, String)>);
+
+impl Transcript {
+    /// Like `harness::run` (stdin closed, the caller's `NODEGUARD_*` and
+    /// proxies removed) but at `RUST_LOG=debug`, so every command line and
+    /// decision install-agent logs is searched too.
+    fn run(&mut self, what: &str, cmd: &mut Command) -> RunResult {
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("NODEGUARD_") || k.to_ascii_lowercase().ends_with("_proxy") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("RUST_LOG", "debug")
+            .env("POD_SECRET_ENV", POD_ENV_SECRET);
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        let r = RunResult {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.0.push((format!("{what} stdout"), r.stdout.clone()));
+        self.0.push((format!("{what} stderr"), r.stderr.clone()));
+        r
+    }
+
+    fn finish(mut self, node: &Node) {
+        self.0.push(("node journal".into(), node.journal()));
+        self.0.push(("node console".into(), node.console_log()));
+        for (what, text) in &self.0 {
+            for secret in SECRETS.iter().chain([&POD_ENV_SECRET]) {
+                assert!(
+                    !text.contains(secret),
+                    "credential {secret} leaked into {what}:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+fn step_names(j: &Value) -> Vec<String> {
+    j["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// Built stand-ins: `[version index][entry]`, every format and arch.
+fn build_all(dir: &Path, vendor: Vendor) -> [Vec<Entry>; 2] {
+    let versions = vendor.versions();
+    let build = |v: &str| {
+        let mut entries = Vec::new();
+        for format in [Format::Deb, Format::Rpm] {
+            for arch in Arch::ALL {
+                let built = standin::build(dir, vendor, v, arch, format);
+                entries.push(Entry {
+                    format,
+                    arch,
+                    built,
+                });
+            }
+        }
+        entries
+    };
+    [build(versions[0]), build(versions[1])]
+}
+
+/// The architecture recorded in a built package's own metadata.
+fn package_arch(entry: &Entry) -> String {
+    let out = match entry.format {
+        Format::Deb => Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&entry.built.path)
+            .arg("Architecture")
+            .output(),
+        Format::Rpm => Command::new("rpm")
+            .args(["-qp", "--qf", "%{ARCH}"])
+            .arg(&entry.built.path)
+            .output(),
+    }
+    .expect("reading package metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Every built package says the architecture it was built for.
+fn assert_arch_metadata(entries: &[Entry]) {
+    for e in entries {
+        let want = match e.format {
+            Format::Deb => e.arch.deb(),
+            Format::Rpm => e.arch.rpm(),
+        };
+        assert_eq!(package_arch(e), want, "{}", e.built.path.display());
+    }
+}
+
+/// One vendor's node and what the phases share.
+struct Life {
+    vendor: Vendor,
+    node: Node,
+    dir: TestDir,
+    creds: PathBuf,
+    t: Transcript,
+    arch: Arch,
+}
+
+impl Life {
+    fn ia(&mut self, what: &str, command: &str, profile: &Path, extra: &[&str]) -> RunResult {
+        let mut cmd = tool("install-agent");
+        cmd.arg(command)
+            .arg("--profile")
+            .arg(profile)
+            .arg("--credentials-dir")
+            .arg(&self.creds)
+            .arg("--target-pid")
+            .arg(self.node.init.to_string())
+            .args(extra);
+        self.t.run(&format!("{:?} {what}", self.vendor), &mut cmd)
+    }
+
+    fn profile(&self, name: &str, entries: &[Entry]) -> PathBuf {
+        let text = standin::profile_with_packages(self.vendor, entries);
+        let path = self.dir.join(name);
+        fs::write(&path, text).expect("profile");
+        path
+    }
+
+    /// `(version, arch)` of the installed package, as the node's package
+    /// database reports it; `None` when it is not installed.
+    fn installed(&self, format: Format) -> Option<(String, String)> {
+        let pkg = self.vendor.package();
+        let (code, out) = match format {
+            Format::Deb => self.node.sh(&format!(
+                "dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}|${{Architecture}}' {pkg}"
+            )),
+            Format::Rpm => self.node.sh(&format!(
+                "rpm --dbpath /var/lib/rpm -q --qf '%{{VERSION}}-%{{RELEASE}}|%{{ARCH}}' {pkg}"
+            )),
+        };
+        if code != 0 {
+            return None;
+        }
+        let fields: Vec<&str> = out.trim().split('|').collect();
+        match (format, fields.as_slice()) {
+            (Format::Deb, [status, v, a]) if status.starts_with("ii") => {
+                Some(((*v).to_owned(), (*a).to_owned()))
+            }
+            (Format::Rpm, [v, a]) => Some(((*v).to_owned(), (*a).to_owned())),
+            _ => None,
+        }
+    }
+
+    fn assert_installed(&self, format: Format, version: &str) {
+        let arch = match format {
+            Format::Deb => self.arch.deb(),
+            Format::Rpm => self.arch.rpm(),
+        };
+        assert_eq!(
+            self.installed(format),
+            Some((version.to_owned(), arch.to_owned())),
+            "{} in the {} database",
+            self.vendor.package(),
+            format.as_str()
+        );
+    }
+
+    fn assert_unit(&self, want: &[&str]) {
+        let unit = self.vendor.service();
+        let (_, out) = self.node.sh(&format!(
+            "systemctl is-enabled {unit}.service; systemctl is-active {unit}.service"
+        ));
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>(), want, "{unit}");
+    }
+
+    /// Wait for a node file to hold `want` (the stand-ins work in the
+    /// background, as the real agents do).
+    fn wait_for(&self, path: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = fs::read_to_string(self.node.path(path)).unwrap_or_default();
+            if want(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never became ready: {text:?}\n{}",
+                self.node.sh("journalctl --no-pager -n 60").1
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The running daemon is this version of the stand-in, for this arch,
+    /// started with a clean environment.
+    fn assert_daemon(&self, version: &str) {
+        let want = format!("{version} {}\n", self.arch.deb());
+        self.wait_for(self.vendor.daemon_stamp(), |t| t == want);
+        let env = fs::read_to_string(self.node.path(self.vendor.daemon_env())).expect("env");
+        assert!(
+            !env.contains(POD_ENV_SECRET) && !env.contains("RUST_LOG"),
+            "daemon environment:\n{env}"
+        );
+    }
+
+    fn assert_root_only(&self, path: &str) {
+        let meta = fs::metadata(self.node.path(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(meta.mode() & 0o7777, 0o600, "{path} mode");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{path} owner");
+    }
+
+    /// What the vendor interface must show once the agent is configured,
+    /// activated and registered; returns the agent's identity (which an
+    /// upgrade must keep).
+    fn assert_vendor_state(&self) -> String {
+        match self.vendor {
+            Vendor::Sysdig => {
+                let path = "/opt/draios/etc/dragent.yaml";
+                self.assert_root_only(path);
+                let text = fs::read_to_string(self.node.path(path)).expect("dragent.yaml");
+                assert_eq!(
+                    text,
+                    format!(
+                        "# managed by nodeguard install-agent; changes are overwritten\n\
+                         customerid: {SYSDIG_KEY}\ncollector: ingest.nodeguard.invalid\n\
+                         collector_port: 6443\nssl: true\nssl_verify_certificate: true\n\
+                         tags: cluster:ci,role:node\n"
+                    )
+                );
+                self.wait_for("/opt/draios/logs/running", |t| !t.is_empty());
+                let log = self.wait_for("/opt/draios/logs/draios.log", |t| {
+                    t.contains("connecting to ingest.nodeguard.invalid:6443")
+                });
+                assert!(!log.contains(SYSDIG_KEY));
+                String::new()
+            }
+            Vendor::Falcon => {
+                let store = "/opt/CrowdStrike/falconstore";
+                let text = self.wait_for(store, |t| t.contains("\naid=") || t.starts_with("aid="));
+                for line in [
+                    format!("cid={FALCON_CID}"),
+                    format!("provisioning-token={FALCON_TOKEN}"),
+                    "tags=ci,nodeguard".to_owned(),
+                ] {
+                    assert!(text.lines().any(|l| l == line), "{line} in falconstore");
+                }
+                // Options without a value were left out, not set empty.
+                assert!(
+                    !text.lines().any(|l| ["apd=", "aph=", "app="].iter().any(|p| l.starts_with(p))),
+                    "falconstore:\n{text}"
+                );
+                self.assert_root_only(store);
+                let (code, aid) = self.node.sh("/opt/CrowdStrike/falconctl -g --aid");
+                assert_eq!(code, 0, "registered: {aid}");
+                aid
+            }
+            Vendor::Wazuh => {
+                let conf = "/var/ossec/etc/ossec.conf";
+                self.assert_root_only(conf);
+                let text = fs::read_to_string(self.node.path(conf)).expect("ossec.conf");
+                for want in [
+                    "<address>wazuh-manager.nodeguard.invalid</address>",
+                    "<port>1514</port>",
+                    "<enabled>yes</enabled>",
+                    "<groups>k8s-nodes</groups>",
+                ] {
+                    assert!(text.contains(want), "{want} in ossec.conf:\n{text}");
+                }
+                // Optional values not given: their lines are left out.
+                assert!(
+                    !text.contains("<agent_name>") && !text.contains("<manager_address>"),
+                    "{text}"
+                );
+                self.assert_root_only("/var/ossec/etc/authd.pass");
+                assert_eq!(
+                    fs::read_to_string(self.node.path("/var/ossec/etc/authd.pass")).unwrap(),
+                    format!("{WAZUH_PASSWORD}\n")
+                );
+                self.wait_for("/var/ossec/var/run/wazuh-agentd.state", |t| {
+                    t == "status='connected'\n"
+                });
+                let log = fs::read_to_string(self.node.path("/var/ossec/logs/ossec.log")).unwrap();
+                assert!(log.contains("(with password)"), "{log}");
+                let keys = self.wait_for("/var/ossec/etc/client.keys", |t| t.starts_with("001 "));
+                keys
+            }
+        }
+    }
+
+    /// Files uninstall removes (credentials, identity) and files only a
+    /// purge removes.
+    fn uninstall_paths(&self) -> (&'static [&'static str], &'static str) {
+        match self.vendor {
+            Vendor::Sysdig => (&["/opt/draios/etc/dragent.yaml"], "/opt/draios"),
+            Vendor::Falcon => (&["/opt/CrowdStrike/falconstore"], "/opt/CrowdStrike"),
+            Vendor::Wazuh => (
+                &[
+                    "/var/ossec/etc/ossec.conf",
+                    "/var/ossec/etc/authd.pass",
+                    "/var/ossec/etc/client.keys",
+                ],
+                "/var/ossec",
+            ),
+        }
+    }
+
+    /// plan, install, converged re-run, status.
+    fn installs(&mut self, format: Format, v1: &Path, version: &str) -> String {
+        let r = self.ia("plan", "plan", v1, &[]);
+        r.assert_code(0);
+        let j = r.json();
+        assert_eq!(j["status"], "planned", "{}", r.stdout);
+        assert_eq!(j["package"]["format"], format.as_str());
+        assert_eq!(j["package"]["arch"], self.arch.deb());
+        assert_eq!(step_names(&j)[0], "install");
+
+        let r = self.ia("install", "install", v1, &[]);
+        r.assert_code(0);
+        let j = r.json();
+        assert_eq!(j["status"], "changed", "{}", r.stdout);
+        assert_eq!(j["agent"], self.vendor.agent());
+        assert_eq!(j["package"]["name"], self.vendor.package());
+        assert_eq!(
+            step_names(&j).last().map(String::as_str),
+            Some("verify"),
+            "{}",
+            r.stdout
+        );
+        self.assert_installed(format, version);
+        self.assert_unit(&["enabled", "active"]);
+        self.assert_daemon(version.trim_end_matches("-1"));
+        let identity = self.assert_vendor_state();
+
+        let r = self.ia("rerun", "install", v1, &[]);
+        r.assert_code(0);
+        let j = r.json();
+        assert_eq!(
+            (j["status"].as_str(), j["changed"].as_bool()),
+            (Some("converged"), Some(false)),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(step_names(&j), ["converge"]);
+        let r = self.ia("status", "status", v1, &[]);
+        r.assert_code(0);
+        assert_eq!(r.json()["status"], "healthy", "{}", r.stdout);
+        identity
+    }
+
+    /// Upgrade to the stand-in's second version; the agent keeps its
+    /// configuration and identity.
+    fn upgrades(&mut self, format: Format, v2: &Path, version: &str, identity: &str) {
+        let r = self.ia("upgrade", "install", v2, &[]);
+        r.assert_code(0);
+        let j = r.json();
+        let steps = step_names(&j);
+        assert!(
+            steps.iter().any(|s| s == "upgrade") && !steps.iter().any(|s| s == "configure"),
+            "{}",
+            r.stdout
+        );
+        self.assert_installed(format, version);
+        self.assert_unit(&["enabled", "active"]);
+        self.assert_daemon(version.trim_end_matches("-1"));
+        assert_eq!(self.assert_vendor_state(), identity, "identity kept");
+        let r = self.ia("rerun v2", "install", v2, &[]);
+        assert_eq!(r.json()["status"], "converged", "{}", r.stdout);
+    }
+
+    fn uninstalls(&mut self, format: Format, profile: &Path, purge: bool) {
+        let extra: &[&str] = if purge { &["--purge"] } else { &[] };
+        let r = self.ia("uninstall", "uninstall", profile, extra);
+        r.assert_code(0);
+        assert_eq!(r.json()["status"], "removed", "{}", r.stdout);
+        assert_eq!(self.installed(format), None, "package removed");
+        let (_, state) = self.node.sh(&format!(
+            "systemctl show -p LoadState --value {}.service",
+            self.vendor.service()
+        ));
+        assert_eq!(state.trim(), "not-found");
+        let (removed, purged) = self.uninstall_paths();
+        for gone in removed {
+            assert!(!self.node.path(gone).exists(), "{gone} left behind");
+        }
+        assert_eq!(
+            self.node.path(purged).exists(),
+            !purge,
+            "{purged} after uninstall (purge: {purge})"
+        );
+        let record = format!("/var/lib/nodeguard/install-agent/{}.json", self.vendor.agent());
+        assert!(!self.node.path(&record).exists(), "record removed");
+        let r = self.ia("uninstall again", "uninstall", profile, extra);
+        r.assert_code(0);
+        assert_eq!(r.json()["status"], "absent");
+    }
+}
+
+/// Make the node RPM-flavoured: os-release says RHEL 9.4, an rpm database
+/// at the RHEL path (the userland stays Debian's; see docs/install-agent.md).
+fn make_rpm_node(node: &Node) {
+    let rhel = fs::read_to_string(
+        harness::fixtures("install-agent").join("os-release/rhel-9.4.os-release"),
+    )
+    .expect("rhel os-release fixture");
+    let os_release = node.path("/etc/os-release");
+    let _ = fs::remove_file(&os_release);
+    fs::write(&os_release, rhel).expect("os-release");
+    let (code, out) = node.sh("mkdir -p /var/lib/rpm && rpm --dbpath /var/lib/rpm --initdb");
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Both formats of one vendor on one node.
+fn lifecycle(vendor: Vendor, rootfs: &Path, arch: Arch, label: &str) {
+    let dir = TestDir::new(&format!("ia-vendor-{label}"));
+    let built = build_all(&dir.join("pkgs"), vendor);
+    assert_arch_metadata(&built[0]);
+    assert_arch_metadata(&built[1]);
+    for (name, value) in credentials(vendor) {
+        dir.write(format!("creds/{name}"), format!("{value}\n"));
+    }
+    let node = Node::boot(label, rootfs, |_| {});
+    let mut life = Life {
+        vendor,
+        node,
+        creds: dir.join("creds"),
+        dir,
+        t: Transcript::default(),
+        arch,
+    };
+    let v1 = life.profile("v1.toml", &built[0]);
+    let v2 = life.profile("v2.toml", &built[1]);
+    let [first, second] = vendor.versions().map(|v| format!("{v}-1"));
+
+    // DEB: install, converge, upgrade, uninstall, reinstall, purge.
+    let identity = life.installs(Format::Deb, &v1, &first);
+    life.upgrades(Format::Deb, &v2, &second, &identity);
+    life.uninstalls(Format::Deb, &v2, false);
+    life.installs(Format::Deb, &v2, &second);
+    life.uninstalls(Format::Deb, &v2, true);
+
+    // RPM on the same node, now clean: install, converge, upgrade, purge.
+    make_rpm_node(&life.node);
+    let identity = life.installs(Format::Rpm, &v1, &first);
+    let r = life.ia("rpm status", "status", &v1, &[]);
+    assert_eq!(r.json()["host"]["os_id"], "rhel");
+    assert_eq!(r.json()["package"]["installer"], "rpm");
+    life.upgrades(Format::Rpm, &v2, &second, &identity);
+    life.uninstalls(Format::Rpm, &v2, true);
+
+    let Life { t, node, .. } = life;
+    t.finish(&node);
+}
+
+fn native_lifecycle(vendor: Vendor) {
+    let rootfs = match rootfs() {
+        Ok(r) => r,
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let _slot = harness::exclusive("install-agent-node");
+    lifecycle(vendor, &rootfs, Arch::native(), vendor.service());
+}
+
+#[test]
+fn sysdig_agent_profile_lifecycle_deb_and_rpm() {
+    skip_unless_root!("boots a systemd node with systemd-nspawn on an overlay mount");
+    native_lifecycle(Vendor::Sysdig);
+}
+
+#[test]
+fn falcon_sensor_profile_lifecycle_deb_and_rpm() {
+    skip_unless_root!("boots a systemd node with systemd-nspawn on an overlay mount");
+    native_lifecycle(Vendor::Falcon);
+}
+
+#[test]
+fn wazuh_agent_profile_lifecycle_deb_and_rpm() {
+    skip_unless_root!("boots a systemd node with systemd-nspawn on an overlay mount");
+    native_lifecycle(Vendor::Wazuh);
+}
