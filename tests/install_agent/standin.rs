@@ -163,7 +163,10 @@ impl Vendor {
     }
 
     fn files(self, version: &str, arch: Arch) -> Vec<PkgFile> {
-        let fill = |t: &str| t.replace("@VERSION@", version).replace("@ARCH@", arch.deb());
+        let fill = |t: &str| {
+            t.replace("@VERSION@", version)
+                .replace("@ARCH@", arch.deb())
+        };
         let exec = |path, text: &str| PkgFile {
             path,
             mode: 0o755,
@@ -200,12 +203,18 @@ impl Vendor {
 
     fn unit(self) -> String {
         let (desc, exec) = match self {
-            Vendor::Sysdig => ("Sysdig Agent (nodeguard stand-in)", "/opt/draios/bin/dragent"),
+            Vendor::Sysdig => (
+                "Sysdig Agent (nodeguard stand-in)",
+                "/opt/draios/bin/dragent",
+            ),
             Vendor::Falcon => (
                 "CrowdStrike Falcon Sensor (nodeguard stand-in)",
                 "/opt/CrowdStrike/falcond",
             ),
-            Vendor::Wazuh => ("Wazuh agent (nodeguard stand-in)", "/var/ossec/bin/wazuh-agentd"),
+            Vendor::Wazuh => (
+                "Wazuh agent (nodeguard stand-in)",
+                "/var/ossec/bin/wazuh-agentd",
+            ),
         };
         format!(
             "[Unit]\nDescription={desc}\nAfter=network-online.target\n\n[Service]\nExecStart={exec}\n\

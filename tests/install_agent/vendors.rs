@@ -143,7 +143,11 @@ fn package_arch(entry: &Entry) -> String {
             .output(),
     }
     .expect("reading package metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -309,7 +313,9 @@ impl Life {
                 }
                 // Options without a value were left out, not set empty.
                 assert!(
-                    !text.lines().any(|l| ["apd=", "aph=", "app="].iter().any(|p| l.starts_with(p))),
+                    !text
+                        .lines()
+                        .any(|l| ["apd=", "aph=", "app="].iter().any(|p| l.starts_with(p))),
                     "falconstore:\n{text}"
                 );
                 self.assert_root_only(store);
@@ -450,7 +456,10 @@ impl Life {
             !purge,
             "{purged} after uninstall (purge: {purge})"
         );
-        let record = format!("/var/lib/nodeguard/install-agent/{}.json", self.vendor.agent());
+        let record = format!(
+            "/var/lib/nodeguard/install-agent/{}.json",
+            self.vendor.agent()
+        );
         assert!(!self.node.path(&record).exists(), "record removed");
         let r = self.ia("uninstall again", "uninstall", profile, extra);
         r.assert_code(0);
@@ -472,16 +481,27 @@ fn make_rpm_node(node: &Node) {
     assert_eq!(code, 0, "{out}");
 }
 
-/// Both formats of one vendor on one node.
-fn lifecycle(vendor: Vendor, rootfs: &Path, arch: Arch, label: &str) {
-    let dir = TestDir::new(&format!("ia-vendor-{label}"));
+/// Back to the node's own (Debian) os-release after an RPM phase.
+fn make_deb_node(node: &Node) {
+    let os_release = node.path("/etc/os-release");
+    if fs::symlink_metadata(&os_release).is_ok_and(|m| m.file_type().is_symlink()) {
+        return;
+    }
+    fs::remove_file(&os_release).expect("os-release");
+    std::os::unix::fs::symlink("../usr/lib/os-release", &os_release).expect("symlink");
+}
+
+/// Build the stand-ins and the credentials of `vendor`, then drive both
+/// formats on `node` (left clean: everything purged); returns the node.
+fn lifecycle(vendor: Vendor, node: Node, arch: Arch) -> Node {
+    let dir = TestDir::new(&format!("ia-vendor-{}", vendor.service()));
     let built = build_all(&dir.join("pkgs"), vendor);
     assert_arch_metadata(&built[0]);
     assert_arch_metadata(&built[1]);
     for (name, value) in credentials(vendor) {
         dir.write(format!("creds/{name}"), format!("{value}\n"));
     }
-    let node = Node::boot(label, rootfs, |_| {});
+    make_deb_node(&node);
     let mut life = Life {
         vendor,
         node,
@@ -512,6 +532,7 @@ fn lifecycle(vendor: Vendor, rootfs: &Path, arch: Arch, label: &str) {
 
     let Life { t, node, .. } = life;
     t.finish(&node);
+    node
 }
 
 fn native_lifecycle(vendor: Vendor) {
@@ -520,7 +541,8 @@ fn native_lifecycle(vendor: Vendor) {
         Err(why) => return eprintln!("SKIPPED: {why}"),
     };
     let _slot = harness::exclusive("install-agent-node");
-    lifecycle(vendor, &rootfs, Arch::native(), vendor.service());
+    let node = Node::boot(vendor.service(), &rootfs, |_| {});
+    drop(lifecycle(vendor, node, Arch::native()));
 }
 
 #[test]
@@ -539,4 +561,64 @@ fn falcon_sensor_profile_lifecycle_deb_and_rpm() {
 fn wazuh_agent_profile_lifecycle_deb_and_rpm() {
     skip_unless_root!("boots a systemd node with systemd-nspawn on an overlay mount");
     native_lifecycle(Vendor::Wazuh);
+}
+
+/// The emulated arm64 node's rootfs and why it cannot be used.
+fn arm64_rootfs() -> Result<PathBuf, String> {
+    let native = rootfs()?;
+    let rootfs = native.with_file_name("rootfs-arm64");
+    if !rootfs.join(".nodeguard-stamp").is_file() {
+        return Err(format!(
+            "no arm64 node rootfs at {} (run tests/setup/install-agent-arm64.sh as root)",
+            rootfs.display()
+        ));
+    }
+    // Flag F: the kernel opened qemu at registration, so it also runs
+    // arm64 binaries inside the node's mount namespace.
+    let binfmt = fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    let flags = binfmt
+        .lines()
+        .find_map(|l| l.strip_prefix("flags: "))
+        .unwrap_or_default();
+    if !binfmt.starts_with("enabled") || !flags.contains('F') {
+        return Err(
+            "qemu-aarch64 is not registered with binfmt_misc (flag F); run tests/setup/install-agent-arm64.sh"
+                .to_owned(),
+        );
+    }
+    Ok(rootfs)
+}
+
+/// The arm64 packages on an arm64 node: a Debian arm64 rootfs whose every
+/// binary (systemd, dpkg, rpm, the stand-ins' shell) runs under qemu-user,
+/// booted like the native nodes. install-agent itself stays native and
+/// must pick the arm64 packages from the node's userland.
+#[test]
+fn arm64_packages_on_an_emulated_arm64_node() {
+    skip_unless_root!("boots an emulated arm64 systemd node with systemd-nspawn");
+    if Arch::native() == Arch::Arm64 {
+        return eprintln!("SKIPPED: this machine is arm64; the native tests cover arm64");
+    }
+    let rootfs = match arm64_rootfs() {
+        Ok(r) => r,
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let _slot = harness::exclusive("install-agent-node");
+    // One node for the three vendors: an emulated boot costs far more than
+    // a native one, and each lifecycle leaves the node purged.
+    let started = Instant::now();
+    let mut node = Node::boot("arm64", &rootfs, |_| {});
+    eprintln!(
+        "arm64 node booted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for vendor in [Vendor::Sysdig, Vendor::Falcon, Vendor::Wazuh] {
+        let started = Instant::now();
+        node = lifecycle(vendor, node, Arch::Arm64);
+        eprintln!(
+            "arm64 {} lifecycle (deb and rpm): {:.1} s",
+            vendor.agent(),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }

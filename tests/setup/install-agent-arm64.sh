@@ -9,7 +9,13 @@
 # ${NODEGUARD_CACHE:-/var/cache/nodeguard-ci}/install-agent/rootfs-arm64.
 # The node then boots under systemd-nspawn with every arm64 binary (systemd,
 # dpkg, rpm, the stand-in agents) emulated by qemu-user.
+#
+# Cost: the emulated debootstrap took ~12 min on a loaded 2-core machine
+# (once per machine; cached). Set NODEGUARD_ARM64_NODE=skip to leave it out
+# (the arm64 node test then skips, saying so). A failure here never fails
+# CI: it warns, and that test skips.
 set -euo pipefail
+trap 'echo "install-agent arm64 setup: failed (line ${LINENO}); the arm64 node test will skip" >&2; exit 0' ERR
 
 cache="${NODEGUARD_CACHE:-/var/cache/nodeguard-ci}/install-agent"
 rootfs="${cache}/rootfs-arm64"
@@ -19,6 +25,10 @@ stamp_value="v1 arm64 ${suite} systemd dbus systemd-sysv procps rpm"
 
 if [[ "$(id -u)" != 0 ]]; then
     echo "install-agent arm64 setup: needs root (binfmt_misc, debootstrap); skipping" >&2
+    exit 0
+fi
+if [[ "${NODEGUARD_ARM64_NODE:-}" == skip ]]; then
+    echo "install-agent arm64 setup: NODEGUARD_ARM64_NODE=skip; not building the arm64 node" >&2
     exit 0
 fi
 if [[ "$(uname -m)" == aarch64 ]]; then
@@ -43,8 +53,8 @@ fi
 if [[ ! -e "${binfmt}/qemu-aarch64" ]]; then
     conf=/usr/lib/binfmt.d/qemu-aarch64.conf
     if [[ ! -f "${conf}" ]]; then
-        echo "install-agent arm64 setup: ${conf} missing (qemu-user-static)" >&2
-        exit 1
+        echo "install-agent arm64 setup: ${conf} missing (qemu-user-static); the arm64 node test will skip" >&2
+        exit 0
     fi
     grep -v '^#' "${conf}" >"${binfmt}/register"
 fi
@@ -66,8 +76,8 @@ for attempt in 1 2; do
     fi
     tail -n 40 "${cache}/debootstrap-arm64.log" >&2
     if [[ ${attempt} == 2 ]]; then
-        echo "install-agent arm64 setup: debootstrap failed twice (log: ${cache}/debootstrap-arm64.log)" >&2
-        exit 1
+        echo "install-agent arm64 setup: debootstrap failed twice (log: ${cache}/debootstrap-arm64.log); the arm64 node test will skip" >&2
+        exit 0
     fi
     sleep 5
 done
