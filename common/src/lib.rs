@@ -23,6 +23,7 @@ pub mod cli;
 pub mod exit;
 pub mod hostroot;
 pub mod logging;
+pub mod lsm;
 pub mod metrics;
 pub mod process;
 pub mod redact;

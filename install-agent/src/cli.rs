@@ -7,25 +7,22 @@ use nodeguard_common::cli::CommonArgs;
 
 use crate::hostexec::ExecMode;
 
-/// Exit codes, shown in `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:
-  0  success (plan printed, host converged or changed, agent healthy, agent removed)
-  1  status: the agent is not healthy (not installed, drifted, stopped, not verified)
-  2  error, no report (bad profile, unreadable credentials, host not reachable)
-  3  a step failed; the report names it
-  4  another install-agent run holds the host lock
-  5  the package does not match its pinned sha256; nothing was installed
-  6  the agent is installed but not by nodeguard; pass --adopt to manage it
-  7  the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)
+/// The environment, shown in `--help` after the exit codes.
+const ENVIRONMENT_HELP: &str =
+    "Environment: every flag is also a variable NODEGUARD_<FLAG>, e.g. NODEGUARD_PROFILE,
+NODEGUARD_CREDENTIALS_DIR, NODEGUARD_PACKAGES_FILE, NODEGUARD_TARGET_PID, NODEGUARD_EXEC_MODE,
+NODEGUARD_CA_BUNDLE, NODEGUARD_HOST_ROOT, NODEGUARD_FORMAT, NODEGUARD_METRICS_FILE (see
+`install-agent <command> --help`). Logs: RUST_LOG (stderr, redacted). Download proxy: HTTPS_PROXY /
+NO_PROXY.";
 
-Environment: every flag is also a variable NODEGUARD_<FLAG>, e.g. NODEGUARD_PROFILE,
-NODEGUARD_CREDENTIALS_DIR, NODEGUARD_TARGET_PID, NODEGUARD_EXEC_MODE, NODEGUARD_CA_BUNDLE,
-NODEGUARD_HOST_ROOT, NODEGUARD_FORMAT, NODEGUARD_METRICS_FILE (see `install-agent <command> --help`).
-Logs: RUST_LOG (stderr, redacted). Download proxy: HTTPS_PROXY / NO_PROXY.";
+/// `--help` epilogue: exit codes, then the environment.
+pub fn after_help() -> String {
+    format!("{}\n\n{ENVIRONMENT_HELP}", crate::exit::HELP)
+}
 
 /// Installs and keeps converged a vendor security agent on the host.
 #[derive(Debug, Parser)]
-#[command(name = "install-agent", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "install-agent", version, after_help = after_help())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -85,6 +82,12 @@ pub struct AgentArgs {
     /// How commands that change the host run.
     #[arg(long, env = "NODEGUARD_EXEC_MODE", value_enum, default_value_t = ExecMode::Auto)]
     pub exec_mode: ExecMode,
+
+    /// TOML file of `[[package]]` entries ({format, arch, version, url or
+    /// path, sha256}) that replaces the profile's package list (the chart
+    /// renders `bootstrap.packages` into it).
+    #[arg(long, env = "NODEGUARD_PACKAGES_FILE", value_name = "FILE")]
+    pub packages_file: Option<PathBuf>,
 
     /// PEM bundle of CA certificates trusted for package downloads
     /// (replaces the built-in roots).

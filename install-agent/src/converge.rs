@@ -2,8 +2,9 @@
 //! has, and decide the smallest list of actions that closes the gap.
 //!
 //! Pure: [`decide`] takes [`Desired`] and [`Observed`] values and returns
-//! [`Action`]s; gathering the observation and carrying the actions out live
-//! in `observe` and `execute`. A host that matches the desired state gets an
+//! [`Action`]s; gathering the observation lives in [`crate::observe`] (through
+//! [`crate::session::Session::observe`]) and carrying the actions out in
+//! [`crate::install`]. A host that matches the desired state gets an
 //! empty list — the converged re-run that does nothing and says so.
 
 use serde::Serialize;
@@ -33,6 +34,9 @@ pub struct UnitState {
     pub unit_file_state: String,
     /// `ActiveState` (active, inactive, failed, activating, …).
     pub active_state: String,
+    /// `Result` of the last run (success, exit-code, start-limit-hit, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result: String,
 }
 
 impl UnitState {
@@ -42,6 +46,12 @@ impl UnitState {
             self.unit_file_state.as_str(),
             "enabled" | "enabled-runtime" | "static" | "alias" | "generated"
         )
+    }
+
+    /// Whether systemd refuses to start the unit until `reset-failed`
+    /// (it failed `StartLimitBurst` times within `StartLimitIntervalSec`).
+    pub fn start_limit_hit(&self) -> bool {
+        self.result == "start-limit-hit"
     }
 
     /// Whether the unit runs (or is starting).
@@ -209,6 +219,7 @@ mod tests {
                 load_state: "loaded".into(),
                 unit_file_state: "enabled".into(),
                 active_state: "active".into(),
+                result: "success".into(),
             },
             record: Some(StateRecord::new(
                 "tinyagent",

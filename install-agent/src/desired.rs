@@ -27,41 +27,94 @@ const MAX_CREDENTIAL_BYTES: u64 = 64 * 1024;
 /// Largest config file compared.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
+/// The credentials read from the mounted Secret.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Template values: the profile's defaults with the credentials on top.
+    pub values: Values,
+    /// Required credentials that are absent or empty (canonical names).
+    pub missing: Vec<String>,
+}
+
 /// Read the profile's credential files from `dir` into template values,
-/// on top of the profile's non-secret defaults.
-pub fn load_values(profile: &Profile, dir: Option<&Path>) -> Result<Values> {
-    let mut values: Values = profile.values.clone();
-    let mut missing = Vec::new();
+/// on top of the profile's non-secret defaults. A credential may be given
+/// under its name or any of its aliases (both is an error naming both);
+/// a value with a control character (a newline outside a `multiline`
+/// credential, NUL, escape, …) is refused with an error naming the key,
+/// never the value. Missing required credentials are listed, not errors:
+/// the caller reports them as `not_configured`.
+pub fn load_values(profile: &Profile, dir: Option<&Path>) -> Result<Credentials> {
+    let mut creds = Credentials {
+        values: profile.values.clone(),
+        missing: Vec::new(),
+    };
     for name in profile.credential_names() {
         let required = profile.credentials.required.iter().any(|r| r == name);
-        let Some(dir) = dir else {
-            if required {
-                missing.push(name.to_owned());
+        let mut found: Option<(&str, String)> = None;
+        if let Some(dir) = dir {
+            for spelling in profile.credential_spellings(name) {
+                let path = dir.join(spelling);
+                let Some(value) = read_credential(&path)? else {
+                    continue;
+                };
+                if let Some((first, _)) = &found {
+                    bail!(
+                        "credential {name} is given twice, as {first} and as {spelling} in {}; keep one",
+                        dir.display()
+                    );
+                }
+                found = Some((spelling, value));
             }
-            continue;
-        };
-        let path = dir.join(name);
-        match read_credential(&path) {
-            Ok(Some(value)) => {
+        }
+        match found {
+            Some((spelling, value)) => {
                 register_secret(&value);
-                values.insert(name.to_owned(), value);
+                check_value(name, spelling, &value, profile.is_multiline(name))?;
+                creds.values.insert(name.to_owned(), value);
             }
-            Ok(None) if required => missing.push(name.to_owned()),
-            Ok(None) => {}
-            Err(e) => return Err(e),
+            None if required => creds.missing.push(name.to_owned()),
+            None => {}
         }
     }
-    if !missing.is_empty() {
-        let where_ = dir.map_or_else(
-            || "no --credentials-dir given".to_owned(),
-            |d| format!("in {}", d.display()),
-        );
+    Ok(creds)
+}
+
+/// The error for missing required credentials.
+pub fn missing_error(missing: &[String], dir: Option<&Path>) -> String {
+    let where_ = dir.map_or_else(
+        || "no --credentials-dir given".to_owned(),
+        |d| format!("in {}", d.display()),
+    );
+    format!(
+        "required credential file(s) missing or empty {where_}: {}",
+        missing.join(", ")
+    )
+}
+
+/// Refuse control characters: a newline would add lines to a rendered
+/// config file (a setting the operator never wrote), NUL truncates argv.
+fn check_value(name: &str, spelling: &str, value: &str, multiline: bool) -> Result<()> {
+    let bad = value
+        .chars()
+        .find(|&c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    if let Some(c) = bad {
+        let what = match c {
+            '\n' => "a newline".to_owned(),
+            '\r' => "a carriage return".to_owned(),
+            '\0' => "a NUL byte".to_owned(),
+            '\t' => "a tab".to_owned(),
+            c => format!("control character U+{:04X}", u32::from(c)),
+        };
+        let file = if spelling == name {
+            String::new()
+        } else {
+            format!(" (file {spelling})")
+        };
         bail!(
-            "required credential file(s) missing or empty {where_}: {}",
-            missing.join(", ")
+            "credential {name}{file} holds {what}; refusing it (a credential value must be a single line without control characters)"
         );
     }
-    Ok(values)
+    Ok(())
 }
 
 /// A credential file's value without its trailing newline; `None` when the
@@ -75,6 +128,12 @@ fn read_credential(path: &Path) -> Result<Option<String>> {
                 .context(format!("cannot read credential file {}", path.display())))
         }
     };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read credential file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("credential file {} is not a regular file", path.display());
+    }
     let mut bytes = Vec::new();
     file.take(MAX_CREDENTIAL_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -89,9 +148,6 @@ fn read_credential(path: &Path) -> Result<Option<String>> {
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("credential file {} is not UTF-8", path.display()))?;
     let value = text.trim_end_matches(['\n', '\r']).to_owned();
-    if value.contains('\0') {
-        bail!("credential file {} holds a NUL byte", path.display());
-    }
     Ok((!value.is_empty()).then_some(value))
 }
 
@@ -224,7 +280,7 @@ template = "https_proxy={{proxy}}\n"
         let p = Profile::parse(PROFILE).expect("profile");
         let dir = tempfile::tempdir().expect("tmp");
         fs::write(dir.path().join("token"), "s3cr3t-token\n").expect("write");
-        let values = load_values(&p, Some(dir.path())).expect("values");
+        let values = load_values(&p, Some(dir.path())).expect("values").values;
         let configs = render_configs(&p, PackageFormat::Deb, &values).expect("render");
         assert_eq!(configs.len(), 1, "rpm-only and proxy-only files skipped");
         assert_eq!(
@@ -236,14 +292,86 @@ template = "https_proxy={{proxy}}\n"
     }
 
     #[test]
-    fn missing_required_credential_names_file_not_value() {
+    fn missing_required_credential_is_listed_and_bad_values_name_the_key_not_the_value() {
         let p = Profile::parse(PROFILE).expect("profile");
         let dir = tempfile::tempdir().expect("tmp");
-        let err = load_values(&p, Some(dir.path())).expect_err("missing");
-        assert!(format!("{err:#}").contains("token"), "{err:#}");
-        fs::write(dir.path().join("token"), "zq9\0xw7\n").expect("write");
-        let err = load_values(&p, Some(dir.path())).expect_err("NUL");
-        assert!(!format!("{err:#}").contains("zq9"), "{err:#}");
+        let creds = load_values(&p, Some(dir.path())).expect("missing is not an error");
+        assert_eq!(creds.missing, ["token"]);
+        assert!(missing_error(&creds.missing, Some(dir.path())).contains("token"));
+        for (content, what) in [
+            ("zq9\0xw7\n", "a NUL byte"),
+            ("zq9\nproxy=evil\n", "a newline"),
+            ("zq9\x1b[2Jxw7", "U+001B"),
+            ("zq9\rxw7\n", "a carriage return"),
+        ] {
+            fs::write(dir.path().join("token"), content).expect("write");
+            let err = load_values(&p, Some(dir.path())).expect_err(what);
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("credential token") && text.contains(what),
+                "{text}"
+            );
+            assert!(!text.contains("zq9") && !text.contains('\n'), "{text}");
+        }
+    }
+
+    const ALIASED: &str = r#"
+name = "q"
+service = "q"
+[credentials]
+required = ["activation_id"]
+optional = ["ca_cert_bundle"]
+multiline = ["ca_cert_bundle"]
+[credentials.aliases]
+activation_id = ["ACTIVATION_ID"]
+[[package]]
+format = "deb"
+arch = "amd64"
+version = "1.0.0"
+path = "/p/a.deb"
+sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+[[config]]
+path = "/etc/q/ca.crt"
+when = "ca_cert_bundle"
+template = "{{ ca_cert_bundle }}\n"
+"#;
+
+    #[test]
+    fn either_spelling_of_an_aliased_credential_works_but_not_both() {
+        let p = Profile::parse(ALIASED).expect("profile");
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("ACTIVATION_ID"), "alias-value\n").expect("write");
+        let creds = load_values(&p, Some(dir.path())).expect("values");
+        assert_eq!(creds.values["activation_id"], "alias-value");
+        assert!(creds.missing.is_empty());
+        fs::write(dir.path().join("activation_id"), "other-activation-id\n").expect("write");
+        let err = format!("{:#}", load_values(&p, Some(dir.path())).expect_err("both"));
+        assert!(
+            err.contains("activation_id") && err.contains("ACTIVATION_ID"),
+            "{err}"
+        );
+        assert!(!err.contains("alias-value"), "{err}");
+        fs::remove_file(dir.path().join("ACTIVATION_ID")).expect("rm");
+        assert_eq!(
+            load_values(&p, Some(dir.path())).expect("values").values["activation_id"],
+            "other-activation-id"
+        );
+    }
+
+    #[test]
+    fn a_multiline_credential_may_hold_newlines_only_in_config_files() {
+        let p = Profile::parse(ALIASED).expect("profile");
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("activation_id"), "multiline-test-id\n").expect("write");
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        fs::write(dir.path().join("ca_cert_bundle"), pem).expect("write");
+        let values = load_values(&p, Some(dir.path())).expect("values").values;
+        let configs = render_configs(&p, PackageFormat::Deb, &values).expect("render");
+        assert_eq!(configs[0].content, pem.as_bytes());
+        let in_argv =
+            format!("{ALIASED}[activate]\ncommand = [\"/bin/x\", \"{{{{ ca_cert_bundle }}}}\"]\n");
+        let err = Profile::parse(&in_argv).expect_err("multi-line in argv");
+        assert!(format!("{err:#}").contains("multi-line"), "{err:#}");
     }
 
     #[test]
@@ -278,6 +406,37 @@ template = "https_proxy={{proxy}}\n"
     }
 
     #[test]
+    fn shipped_qualys_profile_takes_the_qualys_charts_upper_case_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/qualys-cloud-agent.toml");
+        let p = Profile::load(&path).expect("shipped profile is valid");
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("ACTIVATION_ID"), "11111111-2222\n").expect("write");
+        fs::write(dir.path().join("CUSTOMER_ID"), "33333333-4444\n").expect("write");
+        fs::write(
+            dir.path().join("SERVER_URI"),
+            "https://qagpublic.example/CloudAgent/\n",
+        )
+        .expect("write");
+        fs::write(dir.path().join("HTTPS_PROXY"), "http://proxy.corp:3128\n").expect("write");
+        let creds = load_values(&p, Some(dir.path())).expect("values");
+        assert!(creds.missing.is_empty());
+        let argv = render_argv(
+            &p.activate.as_ref().expect("activate").command,
+            &creds.values,
+        )
+        .expect("argv");
+        assert_eq!(
+            argv[1..],
+            [
+                "ActivationId=11111111-2222",
+                "CustomerId=33333333-4444",
+                "ServerUri=https://qagpublic.example/CloudAgent/"
+            ]
+        );
+        assert!(p.registered.is_some());
+    }
+
+    #[test]
     fn shipped_qualys_profile_renders_proxy_only_when_configured() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/qualys-cloud-agent.toml");
         let p = Profile::load(&path).expect("shipped profile is valid");
@@ -285,7 +444,7 @@ template = "https_proxy={{proxy}}\n"
         let dir = tempfile::tempdir().expect("tmp");
         fs::write(dir.path().join("activation_id"), "11111111-2222\n").expect("write");
         fs::write(dir.path().join("customer_id"), "33333333-4444\n").expect("write");
-        let values = load_values(&p, Some(dir.path())).expect("values");
+        let values = load_values(&p, Some(dir.path())).expect("values").values;
         assert!(render_configs(&p, PackageFormat::Rpm, &values)
             .expect("render")
             .is_empty());
@@ -301,7 +460,7 @@ template = "https_proxy={{proxy}}\n"
             "https://user:pw@proxy.corp:3128\n",
         )
         .expect("write");
-        let values = load_values(&p, Some(dir.path())).expect("values");
+        let values = load_values(&p, Some(dir.path())).expect("values").values;
         let rpm = render_configs(&p, PackageFormat::Rpm, &values).expect("render");
         assert_eq!(rpm.len(), 1);
         assert_eq!(rpm[0].path, Path::new("/etc/sysconfig/qualys-cloud-agent"));

@@ -6,7 +6,7 @@
 //! (an internal mirror, a TLS-intercepting proxy), are retried with
 //! exponential backoff on transient failures, and are capped in size. The
 //! body streams into a temp file in the pod while being hashed; a mismatch
-//! deletes it and fails with [`EXIT_INTEGRITY`]. Staging then copies the
+//! deletes it and fails with [`crate::exit::INTEGRITY`]. Staging then copies the
 //! verified file into a fresh root-only directory on the host, hashing it
 //! again on the way so a file swapped in between cannot be installed.
 
@@ -26,9 +26,6 @@ use nodeguard_common::redact::redact;
 
 use crate::profile::PackageEntry;
 use crate::state::STAGING_DIR;
-
-/// Exit code: the package does not match its pinned sha256.
-pub const EXIT_INTEGRITY: u8 = 5;
 
 /// Download settings.
 #[derive(Debug, Clone)]
@@ -94,7 +91,7 @@ pub fn fetch(entry: &PackageEntry, opts: &FetchOptions) -> Result<Fetched> {
 fn check_digest(expected: &str, actual: &str, what: &str) -> Result<()> {
     if expected != actual {
         bail!(ToolError::new(
-            EXIT_INTEGRITY,
+            crate::exit::INTEGRITY,
             format!("sha256 mismatch for {what}: expected {expected}, got {actual}; refusing to install")
         ));
     }
@@ -424,7 +421,7 @@ mod tests {
             fetch(&entry(&pkg, &"0".repeat(64)), &FetchOptions::default()).expect_err("mismatch");
         assert_eq!(
             nodeguard_common::exit::code_for(&err),
-            EXIT_INTEGRITY,
+            crate::exit::INTEGRITY,
             "{err:#}"
         );
     }

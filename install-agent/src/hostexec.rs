@@ -20,10 +20,11 @@ use nodeguard_common::process::{Cmd, Output};
 use serde::Serialize;
 
 use crate::namespaces::Enter;
-use crate::observe::SYSTEMCTL_BIN;
 
 /// The `PATH` host commands get (nothing else is inherited).
 pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// systemctl (the /usr/bin path works on merged-/usr and classic layouts).
+pub const SYSTEMCTL_BIN: &str = "/usr/bin/systemctl";
 /// Where `systemd-run` lives on every systemd distribution we support.
 pub const SYSTEMD_RUN_BIN: &str = "/usr/bin/systemd-run";
 
@@ -96,6 +97,20 @@ pub trait HostExec: std::fmt::Debug {
     fn run(&self, cmd: &HostCommand) -> Result<Output>;
     /// Whether mutating commands become transient units.
     fn uses_transient_units(&self) -> bool;
+    /// Run and fail unless the command exits 0; the error names the
+    /// command, its exit status and the tail of its stderr.
+    fn run_checked(&self, cmd: &HostCommand) -> Result<Output> {
+        let out = self.run(cmd)?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "`{}` {}: {}",
+                out.display,
+                nodeguard_common::process::describe_status(out.status),
+                out.stderr_tail()
+            );
+        }
+        Ok(out)
+    }
     /// For reports: how commands reach the host.
     fn describe(&self) -> String;
 }

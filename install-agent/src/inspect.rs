@@ -1,22 +1,20 @@
 //! `plan` and `status`: read-only views of the host against the profile.
 
 use crate::converge::{decide, version_matches, Action, Desired, Observed};
-use crate::install::{observed_summary, EXIT_UNSUPPORTED};
+use crate::exit;
+use crate::install::observed_summary;
 use crate::report::{AgentReport, Outcome, StepStatus};
 use crate::session::Session;
 use crate::verify::verify;
 
 /// `plan`: the chosen package and the actions `install` would take.
 pub fn plan(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8> {
-    let sel = match session.select() {
-        Ok(sel) => sel,
-        Err(u) => {
-            report.status = Outcome::Unsupported;
-            report.reason = Some(u.reason);
-            return Ok(0);
-        }
+    let Some(sel) = session.select_or_report(report) else {
+        return Ok(exit::SUCCESS);
     };
-    report.package = Some(session.package_summary(&sel));
+    if !session.configured_or_report(&sel, report)? {
+        return Ok(exit::SUCCESS);
+    }
     report.status = Outcome::Planned;
     let desired = match session.desired(&sel) {
         Ok((desired, configs)) => Some((desired, configs)),
@@ -30,7 +28,7 @@ pub fn plan(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8> {
         }
     };
     let Some((desired, configs)) = desired else {
-        return Ok(0);
+        return Ok(exit::SUCCESS);
     };
     report.config_digest = Some(desired.config_digest.clone());
     if session.exec.is_none() {
@@ -45,6 +43,7 @@ pub fn plan(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8> {
     }
     let observed = session.observe(&sel, &configs)?;
     report.observed = Some(observed_summary(&desired, &observed));
+    session.report_observed_state(report, &desired, &observed);
     let actions = decide(&desired, &observed);
     if actions.is_empty() {
         report.note(
@@ -75,20 +74,37 @@ fn note_action(report: &mut AgentReport, action: &Action) {
 
 /// `status`: healthy (exit 0) or not (exit 1), for a readiness probe.
 pub fn status(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8> {
-    let sel = match session.select() {
-        Ok(sel) => sel,
-        Err(u) => {
-            report.status = Outcome::Unsupported;
-            report.reason = Some(u.reason);
-            return Ok(EXIT_UNSUPPORTED);
-        }
+    let Some(sel) = session.select_or_report(report) else {
+        return Ok(exit::UNSUPPORTED);
     };
-    report.package = Some(session.package_summary(&sel));
+    if !session.configured_or_report(&sel, report)? {
+        return Ok(exit::NOT_CONFIGURED);
+    }
     let (desired, configs) = session.desired(&sel)?;
     report.config_digest = Some(desired.config_digest.clone());
     let observed = session.observe(&sel, &configs)?;
     report.observed = Some(observed_summary(&desired, &observed));
+    session.report_observed_state(report, &desired, &observed);
     let mut problems = health_checks(session, report, &desired, &observed);
+    // Registration is the platform's side: reported, never a reason to
+    // call the node unhealthy (an alert fires when it takes too long).
+    match crate::verify::registered(session) {
+        Some(true) => report.note("registered", StepStatus::Ok, "registered with the platform"),
+        Some(false) => {
+            let file = session
+                .profile
+                .registered
+                .as_ref()
+                .map(|r| r.file.display().to_string())
+                .unwrap_or_default();
+            report.note(
+                "registered",
+                StepStatus::Pending,
+                format!("not registered yet: {file} is absent or empty"),
+            );
+        }
+        None => {}
+    }
     if problems.is_empty() {
         if let Err(e) = report.step("verify", || {
             verify(session).map(|d| (StepStatus::Ok, Some(d), ()))
@@ -98,11 +114,11 @@ pub fn status(session: &Session, report: &mut AgentReport) -> anyhow::Result<u8>
     }
     if problems.is_empty() {
         report.status = Outcome::Healthy;
-        Ok(0)
+        Ok(exit::SUCCESS)
     } else {
         report.status = Outcome::Unhealthy;
         report.reason = Some(nodeguard_common::redact::redact(&problems.join("; ")));
-        Ok(nodeguard_common::exit::FINDINGS)
+        Ok(exit::UNHEALTHY)
     }
 }
 

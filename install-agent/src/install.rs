@@ -8,23 +8,18 @@ use anyhow::{bail, Context, Result};
 use nodeguard_common::atomic;
 use nodeguard_common::exit::ToolError;
 
+use crate::exit;
+
 use crate::converge::{decide, Action, Desired, Observed};
 use crate::desired::RenderedConfig;
 use crate::fetch::{clean_stale_staging, fetch, stage, Fetched};
-use crate::hostexec::HostCommand;
+use crate::hostexec::{HostCommand, SYSTEMCTL_BIN};
 use crate::observe::{package_state, rpm_db_args, unit_state, PackageState};
-use crate::plan::{Installer, Selection};
 use crate::report::{AgentReport, ObservedSummary, Outcome, StepStatus};
+use crate::select::{Installer, Selection};
 use crate::session::Session;
 use crate::state::{unix_now, InProgress, StateRecord};
 use crate::verify::{activate, verify};
-
-/// Exit code: a step failed.
-pub const EXIT_STEP_FAILED: u8 = 3;
-/// Exit code: installed, but not by nodeguard.
-pub const EXIT_NOT_OWNED: u8 = 6;
-/// Exit code: the host cannot get this agent.
-pub const EXIT_UNSUPPORTED: u8 = 7;
 
 /// Longest a package transaction may take.
 const PACKAGE_TIMEOUT: Duration = Duration::from_secs(900);
@@ -52,15 +47,12 @@ pub fn observed_summary(desired: &Desired, observed: &Observed) -> ObservedSumma
 
 /// Run `install`; returns the exit code (the report is filled in).
 pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
-    let sel = match session.select() {
-        Ok(sel) => sel,
-        Err(u) => {
-            report.status = Outcome::Unsupported;
-            report.reason = Some(u.reason);
-            return Ok(EXIT_UNSUPPORTED);
-        }
+    let Some(sel) = session.select_or_report(report) else {
+        return Ok(exit::UNSUPPORTED);
     };
-    report.package = Some(session.package_summary(&sel));
+    if !session.configured_or_report(&sel, report)? {
+        return Ok(exit::NOT_CONFIGURED);
+    }
     let (desired, configs) = session.desired(&sel)?;
     report.config_digest = Some(desired.config_digest.clone());
     let run = Converge {
@@ -69,33 +61,43 @@ pub fn install(session: &Session, report: &mut AgentReport) -> Result<u8> {
         desired,
         configs,
     };
+    // Read-only first: a converged host needs neither the lock nor the
+    // package, and nothing is written on the host (not even the lock file)
+    // before the package's sha256 has been verified.
+    let observed = session.observe(&run.sel, &run.configs)?;
+    if let Some(code) = run.decided(report, &observed) {
+        return Ok(code);
+    }
+    let mut fetched = None;
+    if needs_package(&decide(&run.desired, &observed)) {
+        match report.step("fetch", || run.fetch()) {
+            Ok(f) => fetched = Some(f),
+            Err(e) => return Ok(failed(report, &e)),
+        }
+    }
     let _lock = session
         .store()
         .lock(Duration::from_secs(session.args.lock_timeout))?;
+    // Another run may have changed the host while we waited for the lock.
     let observed = session.observe(&run.sel, &run.configs)?;
-    report.observed = Some(observed_summary(&run.desired, &observed));
-
-    if observed.record.is_none() && observed.installed_version.is_some() && !session.args.adopt {
-        report.status = Outcome::NotOwned;
-        report.reason = Some(format!(
-            "{} {} is installed but not by nodeguard (no ownership marker); pass --adopt to manage it",
-            run.desired.package,
-            observed.installed_version.as_deref().unwrap_or_default()
-        ));
-        return Ok(EXIT_NOT_OWNED);
+    if let Some(code) = run.decided(report, &observed) {
+        return Ok(code);
     }
     let actions = decide(&run.desired, &observed);
-    if actions.is_empty() {
-        let d = &run.desired;
-        let detail = format!(
-            "nothing to do: {} {} installed, config current, unit enabled and active",
-            d.package, d.version
-        );
-        report.note("converge", StepStatus::Ok, detail);
-        report.status = Outcome::Converged;
-        return Ok(0);
+    if fetched.is_none() && needs_package(&actions) {
+        match report.step("fetch", || run.fetch()) {
+            Ok(f) => fetched = Some(f),
+            Err(e) => return Ok(failed(report, &e)),
+        }
     }
-    run.converge(report, observed.record, &actions)
+    run.converge(report, observed.record, &actions, fetched.as_ref())
+}
+
+/// Whether the actions install a package (then it is fetched and verified).
+fn needs_package(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Install | Action::Upgrade { .. }))
 }
 
 /// Mark the report failed; the exit code is the error's own (integrity,
@@ -107,7 +109,7 @@ fn failed(report: &mut AgentReport, e: &anyhow::Error) -> u8 {
     if code > nodeguard_common::exit::ERROR {
         code
     } else {
-        EXIT_STEP_FAILED
+        exit::STEP_FAILED
     }
 }
 
@@ -120,26 +122,43 @@ struct Converge<'a> {
 }
 
 impl Converge<'_> {
-    /// Fetch (if needed), journal the run on the host, act, record.
+    /// Put the observation in the report; an exit code when the run ends
+    /// here: the agent is not ours (no `--adopt`), or nothing is to be done.
+    fn decided(&self, report: &mut AgentReport, observed: &Observed) -> Option<u8> {
+        let session = self.session;
+        report.observed = Some(observed_summary(&self.desired, observed));
+        session.report_observed_state(report, &self.desired, observed);
+        if observed.record.is_none() && observed.installed_version.is_some() && !session.args.adopt
+        {
+            report.status = Outcome::NotOwned;
+            report.reason = Some(format!(
+                "{} {} is installed but not by nodeguard (no ownership marker); pass --adopt to manage it",
+                self.desired.package,
+                observed.installed_version.as_deref().unwrap_or_default()
+            ));
+            return Some(exit::NOT_OWNED);
+        }
+        if decide(&self.desired, observed).is_empty() {
+            let d = &self.desired;
+            let detail = format!(
+                "nothing to do: {} {} installed, config current, unit enabled and active",
+                d.package, d.version
+            );
+            report.note("converge", StepStatus::Ok, detail);
+            report.status = Outcome::Converged;
+            return Some(exit::SUCCESS);
+        }
+        None
+    }
+
+    /// Journal the run on the host, act, verify, record.
     fn converge(
         &self,
         report: &mut AgentReport,
         record: Option<StateRecord>,
         actions: &[Action],
+        fetched: Option<&Fetched>,
     ) -> Result<u8> {
-        // The package is fetched and its sha256 verified in the pod before
-        // anything (not even nodeguard's own journal) is written on the host.
-        let needs_package = actions
-            .iter()
-            .any(|a| matches!(a, Action::Install | Action::Upgrade { .. }));
-        let fetched = if needs_package {
-            match report.step("fetch", || self.fetch()) {
-                Ok(f) => Some(f),
-                Err(e) => return Ok(failed(report, &e)),
-            }
-        } else {
-            None
-        };
         let d = &self.desired;
         let format = self.sel.entry.format.as_str();
         let mut record = record.unwrap_or_else(|| {
@@ -169,13 +188,7 @@ impl Converge<'_> {
         let result = actions
             .iter()
             .try_for_each(|action| {
-                self.act(
-                    report,
-                    action,
-                    fetched.as_ref(),
-                    previous.as_ref(),
-                    &mut record,
-                )
+                self.act(report, action, fetched, previous.as_ref(), &mut record)
             })
             .and_then(|()| {
                 report.step("verify", || {
@@ -194,7 +207,11 @@ impl Converge<'_> {
         record.updated_at = unix_now();
         store.save(&record)?;
         report.status = Outcome::Changed;
-        Ok(0)
+        report.installed = true;
+        report.active = true;
+        report.activated = true;
+        report.registered = crate::verify::registered(self.session).unwrap_or(true);
+        Ok(exit::SUCCESS)
     }
 
     fn fetch(&self) -> Result<(StepStatus, Option<String>, Fetched)> {
@@ -235,9 +252,10 @@ impl Converge<'_> {
             Action::Start | Action::Restart => {
                 let verb = action.name();
                 report.step(verb, || {
+                    let reset = reset_start_limit(session, &unit)?;
                     session.systemctl(verb, &unit)?;
                     wait_active(session)?;
-                    Ok(changed(format!("{verb}ed {unit}; active")))
+                    Ok(changed(format!("{reset}{verb}ed {unit}; active")))
                 })
             }
             Action::Activate => {
@@ -262,24 +280,17 @@ fn recover(
             "run {} was interrupted during {}",
             prev.run_id, prev.action
         ));
-        if let Some(unit) = &prev.unit {
-            let waited = wait_unit_gone(session, &format!("{unit}.service"), PACKAGE_TIMEOUT)?;
-            notes.push(if waited {
-                format!("waited for its unit {unit} to finish")
-            } else {
-                format!("its unit {unit} had finished")
-            });
-        }
     }
+    // Every transient unit of this agent, not just the package one: a run
+    // killed during activation leaves its activation unit running, and
+    // starting that unit name again would fail ("already loaded").
+    notes.extend(settle_orphan_units(session)?);
     if sel.installer.format() == crate::profile::PackageFormat::Deb {
         let argv = ["/usr/bin/dpkg", "--configure", "--pending"]
             .map(str::to_owned)
             .to_vec();
         let cmd = HostCommand::change(argv, session.unit_name("recover"), PACKAGE_TIMEOUT);
-        let out = session.exec()?.run(&cmd)?;
-        if !out.status.success() {
-            bail!("`dpkg --configure --pending` failed: {}", out.stderr_tail());
-        }
+        session.exec()?.run_checked(&cmd)?;
         notes.push("completed pending dpkg configuration".to_owned());
     }
     let removed = clean_stale_staging(&session.root)?;
@@ -290,6 +301,64 @@ fn recover(
         ));
     }
     Ok(notes.join("; "))
+}
+
+/// Deal with the transient units (`nodeguard-install-agent-<agent>-*`) a
+/// killed run left behind: an activation is stopped (it is re-run with the
+/// current credentials anyway); a package transaction or any other change
+/// is waited for (killing dpkg half-way would break the package); failed
+/// ones are reset so their names are free. Returns notes for the report.
+fn settle_orphan_units(session: &Session) -> Result<Vec<String>> {
+    let pattern = format!("{}*", session.unit_name(""));
+    let out = session.exec()?.run_checked(&HostCommand::query(
+        &[
+            SYSTEMCTL_BIN,
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+            "--",
+            &pattern,
+        ],
+        crate::session::SYSTEMCTL_TIMEOUT,
+    ))?;
+    let mut notes = Vec::new();
+    for (unit, active) in parse_list_units(&out.stdout_text(), &session.unit_name("")) {
+        match active.as_str() {
+            "active" | "activating" | "deactivating" | "reloading" => {
+                if unit == format!("{}.service", session.unit_name("activate")) {
+                    session.systemctl("stop", &unit)?;
+                    notes.push(format!("stopped the interrupted activation unit {unit}"));
+                } else {
+                    wait_unit_gone(session, &unit, PACKAGE_TIMEOUT)?;
+                    notes.push(format!("waited for its unit {unit} to finish"));
+                }
+            }
+            "failed" => {
+                session.systemctl("reset-failed", &unit)?;
+                notes.push(format!("reset its failed unit {unit}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(notes)
+}
+
+/// `systemctl list-units --plain --no-legend` lines: (unit, ACTIVE) of the
+/// units whose name starts with `prefix` (a leading status mark is skipped).
+pub fn parse_list_units(text: &str, prefix: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line
+                .split_whitespace()
+                .skip_while(|w| !w.starts_with(prefix));
+            let unit = words.next()?;
+            let _load = words.next()?;
+            let active = words.next()?;
+            Some((unit.to_owned(), active.to_owned()))
+        })
+        .collect()
 }
 
 /// Wait while a unit is loaded and active; returns whether we had to wait.
@@ -310,6 +379,20 @@ fn wait_unit_gone(session: &Session, unit: &str, limit: Duration) -> Result<bool
         waited = true;
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A unit that failed `StartLimitBurst` times is refused by systemd until
+/// `systemctl reset-failed`: reset it first. Returns the note for the
+/// report (empty when no reset was needed).
+fn reset_start_limit(session: &Session, unit: &str) -> Result<String> {
+    let state = unit_state(session.exec()?, unit)?;
+    if !state.start_limit_hit() {
+        return Ok(String::new());
+    }
+    session.systemctl("reset-failed", unit)?;
+    Ok(format!(
+        "{unit} had hit its start limit (StartLimitBurst); ran `systemctl reset-failed`; "
+    ))
 }
 
 fn wait_active(session: &Session) -> Result<()> {
@@ -388,16 +471,9 @@ fn install_package(
     );
     let cmd = HostCommand::change(argv, session.unit_name("package"), PACKAGE_TIMEOUT)
         .with_env("DEBIAN_FRONTEND", "noninteractive");
-    let out = session.exec()?.run(&cmd)?;
+    let result = session.exec()?.run_checked(&cmd);
     drop(staged);
-    if !out.status.success() {
-        bail!(
-            "`{}` {}: {}",
-            out.display,
-            nodeguard_common::process::describe_status(out.status),
-            out.stderr_tail()
-        );
-    }
+    result?;
     session.daemon_reload()?;
     match package_state(
         session.exec()?,
@@ -452,7 +528,7 @@ fn write_configs(session: &Session, configs: &[RenderedConfig]) -> Result<String
         )
         .map_err(|e| {
             ToolError::new(
-                EXIT_STEP_FAILED,
+                exit::STEP_FAILED,
                 format!("chown root:root {}: {e}", c.path.display()),
             )
         })?;
@@ -464,6 +540,26 @@ fn write_configs(session: &Session, configs: &[RenderedConfig]) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orphan_units_are_found_in_list_units_output() {
+        let text = "nodeguard-install-agent-q-activate.service loaded active running nodeguard install-agent: x\n\
+● nodeguard-install-agent-q-package.service loaded failed failed nodeguard install-agent: y\n\
+other.service loaded active running z\n";
+        assert_eq!(
+            parse_list_units(text, "nodeguard-install-agent-q-"),
+            [
+                (
+                    "nodeguard-install-agent-q-activate.service".to_owned(),
+                    "active".to_owned()
+                ),
+                (
+                    "nodeguard-install-agent-q-package.service".to_owned(),
+                    "failed".to_owned()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn installer_command_lines() {

@@ -21,11 +21,13 @@
 //! through `/proc/<pid>/root`. [`state`] keeps the ownership record, the
 //! interrupted-run journal and the host lock. [`fetch`] downloads and
 //! verifies packages. The profile format is in [`profile`] and
-//! `docs/install-agent.md`. Exit codes: [`cli::EXIT_CODES_HELP`].
+//! `docs/install-agent.md`. Exit codes: [`exit`].
 
 pub mod cli;
+pub mod configured;
 pub mod converge;
 pub mod desired;
+pub mod exit;
 pub mod fetch;
 pub mod host;
 pub mod hostexec;
@@ -33,10 +35,14 @@ pub mod inspect;
 pub mod install;
 pub mod namespaces;
 pub mod observe;
-pub mod plan;
 pub mod profile;
+#[cfg(test)]
+pub mod recording;
 pub mod report;
+pub mod select;
 pub mod session;
+#[cfg(test)]
+mod session_tests;
 pub mod state;
 pub mod template;
 pub mod uninstall;
@@ -102,6 +108,17 @@ pub fn metrics(report: &AgentReport) -> Metrics {
         "Whether the agent matches its profile on this node (1) or not (0).",
     )
     .sample(&[("agent", agent)], f64::from(u8::from(converged)));
+    let configured = !matches!(report.status, Outcome::NotConfigured);
+    m.gauge(
+        "configured",
+        "Whether the profile and credentials are filled in (1) or something is still a placeholder (0; the report's not_configured names the values to set).",
+    )
+    .sample(&[("agent", agent)], f64::from(u8::from(configured)));
+    m.gauge(
+        "registered",
+        "Whether the agent registered with its platform (1) or not (0); the profile's [registered] check.",
+    )
+    .sample(&[("agent", agent)], f64::from(u8::from(report.registered)));
     let active = match report.command {
         "install" => converged,
         _ => report.observed.as_ref().is_some_and(|o| o.unit.active()),

@@ -22,10 +22,13 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::Result;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
+use nodeguard_common::lsm;
 
 /// Namespaces entered, in the order they are entered. The mount namespace
 /// goes last of the "plain" ones so that nothing after it depends on paths;
@@ -59,14 +62,21 @@ impl TargetNamespaces {
         let mut fds = Vec::with_capacity(NAMESPACES.len());
         for (name, flag) in NAMESPACES {
             let path = format!("/proc/{pid}/ns/{name}");
-            let file = File::open(&path).with_context(|| {
-                format!(
-                    "cannot open {path} (install-agent needs hostPID and CAP_SYS_PTRACE to reach the host's namespaces)"
-                )
-            })?;
+            let file = File::open(&path).map_err(|e| open_error(&path, e))?;
             fds.push((name, flag, OwnedFd::from(file)));
         }
         Ok(Self { pid, fds })
+    }
+}
+
+/// The error of opening a target's namespace file or root: a denial gets
+/// the one-line LSM diagnosis (which LSM, which chart value fixes it).
+pub fn open_error(path: &str, e: std::io::Error) -> anyhow::Error {
+    match lsm::diagnose(Path::new(path), &e, &lsm::BOOTSTRAP) {
+        Some(line) => anyhow::anyhow!(line),
+        None => anyhow::Error::new(e).context(format!(
+            "cannot open {path} (install-agent needs hostPID and CAP_SYS_PTRACE to reach the host's namespaces)"
+        )),
     }
 }
 

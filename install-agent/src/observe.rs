@@ -12,7 +12,7 @@ use nodeguard_common::hostroot::HostRoot;
 use nodeguard_common::process::Output;
 
 use crate::converge::UnitState;
-use crate::hostexec::{HostCommand, HostExec};
+use crate::hostexec::{HostCommand, HostExec, SYSTEMCTL_BIN};
 use crate::profile::PackageFormat;
 
 /// Timeout of a read-only query.
@@ -21,8 +21,6 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DPKG_QUERY_BIN: &str = "/usr/bin/dpkg-query";
 /// rpm.
 pub const RPM_BIN: &str = "/usr/bin/rpm";
-/// systemctl (the /usr/bin path works on merged-/usr and classic layouts).
-pub const SYSTEMCTL_BIN: &str = "/usr/bin/systemctl";
 /// The RHEL-layout rpm database.
 pub const RPM_DBPATH: &str = "/var/lib/rpm";
 
@@ -140,7 +138,7 @@ pub fn unit_state(exec: &dyn HostExec, unit: &str) -> Result<UnitState> {
         &[
             SYSTEMCTL_BIN,
             "show",
-            "--property=LoadState,UnitFileState,ActiveState",
+            "--property=LoadState,UnitFileState,ActiveState,Result",
             "--",
             unit,
         ],
@@ -167,6 +165,7 @@ pub fn parse_systemctl_show(text: &str) -> UnitState {
                 "LoadState" => state.load_state = value,
                 "UnitFileState" => state.unit_file_state = value,
                 "ActiveState" => state.active_state = value,
+                "Result" => state.result = value,
                 _ => {}
             }
         }
@@ -211,5 +210,9 @@ mod tests {
         assert!(s.enabled() && s.active());
         let s = parse_systemctl_show("LoadState=not-found\nUnitFileState=\nActiveState=inactive\n");
         assert!(!s.enabled() && !s.active());
+        let s = parse_systemctl_show(
+            "LoadState=loaded\nUnitFileState=enabled\nActiveState=failed\nResult=start-limit-hit\n",
+        );
+        assert!(s.start_limit_hit() && !s.active());
     }
 }

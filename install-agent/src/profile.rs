@@ -114,9 +114,37 @@ pub struct Profile {
     /// How to verify the agent is working.
     #[serde(default)]
     pub verify: Option<Verify>,
+    /// How to tell the agent registered with its platform (apart from
+    /// installed, active and activated).
+    #[serde(default)]
+    pub registered: Option<Registered>,
     /// What uninstall removes besides the package and config files.
     #[serde(default)]
     pub uninstall: UninstallSpec,
+    /// Where the package list came from: `None` for the profile itself,
+    /// the file for `--packages-file`.
+    #[serde(skip)]
+    pub packages_file: Option<PathBuf>,
+}
+
+/// The registration check: a host file the agent writes once its platform
+/// knows it (Qualys: `/etc/qualys/hostid`), present and non-empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registered {
+    /// Absolute host path.
+    pub file: PathBuf,
+    /// A substring the file must contain.
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+/// The `--packages-file` layout: `[[package]]` entries only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackagesFile {
+    #[serde(default, rename = "package")]
+    packages: Vec<PackageEntry>,
 }
 
 /// One package of the agent.
@@ -153,6 +181,16 @@ pub struct CredentialSpec {
     /// Files that may exist; templates drop what references a missing one.
     #[serde(default)]
     pub optional: Vec<String>,
+    /// Other file names accepted for a credential, e.g.
+    /// `activation_id = ["ACTIVATION_ID"]` (a Secret made for another
+    /// chart). Giving both spellings is an error naming both.
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
+    /// Credentials whose value may span lines (a PEM bundle); every other
+    /// value is refused if it holds a newline or another control character.
+    /// A multi-line credential may only be used in config templates.
+    #[serde(default)]
+    pub multiline: Vec<String>,
 }
 
 /// A config file written on the host (root-owned, atomically).
@@ -249,23 +287,53 @@ pub struct UninstallSpec {
 impl Profile {
     /// Read and validate a profile file.
     pub fn load(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("cannot read profile {}", path.display()))?;
-        ensure!(
-            meta.len() <= MAX_PROFILE_BYTES,
-            "profile {} is larger than {MAX_PROFILE_BYTES} bytes",
-            path.display()
-        );
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read profile {}", path.display()))?;
+        let text = read_capped(path, "profile")?;
         Self::parse(&text).with_context(|| format!("invalid profile {}", path.display()))
     }
 
     /// Parse and validate profile text.
     pub fn parse(text: &str) -> Result<Self> {
-        let profile: Profile = toml::from_str(text)?;
+        let mut profile: Profile = toml::from_str(text).map_err(|e| one_line(text, &e))?;
         profile.validate()?;
         Ok(profile)
+    }
+
+    /// Replace the package list with the `[[package]]` entries of a
+    /// `--packages-file` (the chart's `bootstrap.packages`), validated like
+    /// the profile's own.
+    pub fn use_packages_file(&mut self, path: &Path) -> Result<()> {
+        let text = read_capped(path, "packages file")?;
+        let file: PackagesFile = toml::from_str(&text)
+            .map_err(|e| one_line(&text, &e))
+            .with_context(|| format!("invalid packages file {}", path.display()))?;
+        ensure!(
+            !file.packages.is_empty(),
+            "packages file {} has no [[package]] entry",
+            path.display()
+        );
+        let mut packages = file.packages;
+        validate_packages(&mut packages)
+            .with_context(|| format!("invalid packages file {}", path.display()))?;
+        self.packages = packages;
+        self.packages_file = Some(path.to_owned());
+        Ok(())
+    }
+
+    /// Every accepted file name of a credential: its own, then its aliases.
+    pub fn credential_spellings<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        std::iter::once(name).chain(
+            self.credentials
+                .aliases
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        )
+    }
+
+    /// Whether a credential may hold newlines.
+    pub fn is_multiline(&self, name: &str) -> bool {
+        self.credentials.multiline.iter().any(|m| m == name)
     }
 
     /// The package name for an entry.
@@ -295,7 +363,7 @@ impl Profile {
             .map(String::as_str)
     }
 
-    fn validate(&self) -> Result<()> {
+    fn validate(&mut self) -> Result<()> {
         ensure!(
             is_safe_name(&self.name),
             "name {:?} must be [A-Za-z0-9._-]+",
@@ -306,27 +374,85 @@ impl Profile {
             "service {:?} must be a plain unit name",
             self.service
         );
-        ensure!(
-            !self.packages.is_empty(),
-            "at least one [[package]] is required"
-        );
-        for (i, p) in self.packages.iter().enumerate() {
-            validate_package(p).with_context(|| format!("[[package]] #{}", i + 1))?;
-            let dup = self.packages[..i]
-                .iter()
-                .any(|q| q.format == p.format && q.arch == p.arch);
-            ensure!(!dup, "two [[package]] entries for {}/{}", p.format, p.arch);
+        if let Some(name) = &self.package_name {
+            ensure!(
+                is_safe_name(name),
+                "package_name {name:?} must be [A-Za-z0-9.+_@-]+ and not start with - or ."
+            );
         }
+        validate_packages(&mut self.packages)?;
+        self.validate_credentials()?;
+        for cfg in &mut self.configs {
+            cfg.path = host_path(&cfg.path)
+                .with_context(|| format!("[[config]] {}", cfg.path.display()))?;
+        }
+        for cfg in &self.configs {
+            self.validate_config(cfg)?;
+        }
+        if let Some(v) = &mut self.verify {
+            if let Some(file) = &mut v.file {
+                *file = host_path(file).context("[verify] file")?;
+            }
+        }
+        if let Some(r) = &mut self.registered {
+            r.file = host_path(&r.file).context("[registered] file")?;
+        }
+        for p in self
+            .uninstall
+            .remove
+            .iter_mut()
+            .chain(&mut self.uninstall.purge)
+        {
+            let normal = host_path(p).context("[uninstall]")?;
+            // Removing a top-level directory (/etc, /usr, /var) is never
+            // what an agent's uninstall means.
+            ensure!(
+                normal.components().count() >= 3,
+                "[uninstall] path {} (normalised: {}) is a top-level directory; refusing to remove it",
+                p.display(),
+                normal.display()
+            );
+            *p = normal;
+        }
+        self.validate_steps()
+    }
+
+    fn validate_credentials(&self) -> Result<()> {
+        let mut seen: Vec<&str> = Vec::new();
         for name in self.credential_names() {
             ensure!(
                 is_safe_name(name),
                 "credential name {name:?} must be [A-Za-z0-9._-]+"
             );
         }
-        for cfg in &self.configs {
-            self.validate_config(cfg)?;
+        for (name, aliases) in &self.credentials.aliases {
+            ensure!(
+                self.credential_names().any(|c| c == name),
+                "[credentials.aliases] {name:?} is not a required or optional credential"
+            );
+            for alias in aliases {
+                ensure!(
+                    is_safe_name(alias),
+                    "credential alias {alias:?} must be [A-Za-z0-9._-]+"
+                );
+            }
         }
-        self.validate_steps()
+        for name in self.credential_names() {
+            for spelling in self.credential_spellings(name) {
+                ensure!(
+                    !seen.contains(&spelling),
+                    "credential file name {spelling:?} is used twice (as a name or alias)"
+                );
+                seen.push(spelling);
+            }
+        }
+        for name in &self.credentials.multiline {
+            ensure!(
+                self.credential_names().any(|c| c == name),
+                "[credentials] multiline {name:?} is not a required or optional credential"
+            );
+        }
+        Ok(())
     }
 
     /// Whether a template key names a credential or a profile value.
@@ -337,14 +463,6 @@ impl Profile {
     fn validate_config(&self, cfg: &ConfigFile) -> Result<()> {
         let known = |key: &str| self.knows(key);
         let ctx = || format!("[[config]] {}", cfg.path.display());
-        ensure!(cfg.path.is_absolute(), "{}: path must be absolute", ctx());
-        ensure!(
-            !cfg.path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir)),
-            "{}: path must not contain ..",
-            ctx()
-        );
         let mode = u32::from_str_radix(&cfg.mode, 8)
             .ok()
             .filter(|m| *m <= 0o777)
@@ -391,6 +509,11 @@ impl Profile {
                         "command {:?} uses unknown value {key:?}",
                         argv[0]
                     );
+                    ensure!(
+                        !self.is_multiline(key),
+                        "command {:?} uses multi-line credential {key:?}; only config files may",
+                        argv[0]
+                    );
                 }
             }
         }
@@ -404,13 +527,6 @@ impl Profile {
                 "[verify] `contains` needs `file`"
             );
         }
-        for p in self.uninstall.remove.iter().chain(&self.uninstall.purge) {
-            ensure!(
-                p.is_absolute() && p != Path::new("/"),
-                "uninstall path {} must be absolute and not /",
-                p.display()
-            );
-        }
         Ok(())
     }
 
@@ -421,8 +537,47 @@ impl Profile {
     }
 }
 
+/// Validate a package list (the profile's or a `--packages-file`'s):
+/// each entry, no two for one format/architecture; image paths normalised.
+fn validate_packages(packages: &mut [PackageEntry]) -> Result<()> {
+    ensure!(!packages.is_empty(), "at least one [[package]] is required");
+    for i in 0..packages.len() {
+        let ctx = || format!("[[package]] #{}", i + 1);
+        if let Some(path) = &packages[i].path {
+            let normal = normalise(path).with_context(ctx)?;
+            packages[i].path = Some(normal);
+        }
+        let p = &packages[i];
+        validate_package(p).with_context(ctx)?;
+        let dup = packages[..i]
+            .iter()
+            .any(|q| q.format == p.format && q.arch == p.arch);
+        ensure!(!dup, "two [[package]] entries for {}/{}", p.format, p.arch);
+    }
+    Ok(())
+}
+
+/// The placeholder sum shipped profiles carry until someone pins theirs.
+pub const PLACEHOLDER_SHA256: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl PackageEntry {
+    /// Whether the sha256 is the all-zero placeholder.
+    pub fn sha256_is_placeholder(&self) -> bool {
+        self.sha256 == PLACEHOLDER_SHA256
+    }
+}
+
 fn validate_package(p: &PackageEntry) -> Result<()> {
     ensure!(!p.version.trim().is_empty(), "version must not be empty");
+    ensure!(
+        !p.version.starts_with(['-', '.'])
+            && p.version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".+~:_-".contains(&b)),
+        "version {:?} must be [A-Za-z0-9.+~:_-]+ and not start with - or .",
+        p.version
+    );
     ensure!(
         p.sha256.len() == 64
             && p.sha256
@@ -438,8 +593,8 @@ fn validate_package(p: &PackageEntry) -> Result<()> {
             "url {url:?} must be http(s)"
         ),
         (None, Some(path)) => ensure!(
-            path.is_absolute(),
-            "path {} must be absolute",
+            path.is_absolute() && path != Path::new("/"),
+            "path {} must be an absolute file path",
             path.display()
         ),
     }
@@ -450,6 +605,80 @@ fn validate_package(p: &PackageEntry) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Read a small operator-provided file: a regular file, size-capped.
+fn read_capped(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    ensure!(
+        meta.is_file(),
+        "{what} {} is not a regular file",
+        path.display()
+    );
+    let mut text = String::new();
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    ensure!(
+        text.len() as u64 <= MAX_PROFILE_BYTES,
+        "{what} {} is larger than {MAX_PROFILE_BYTES} bytes",
+        path.display()
+    );
+    Ok(text)
+}
+
+/// A TOML error as one line (the parser's message spans several, with a
+/// source snippet); line and column stay.
+fn one_line(text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            anyhow::anyhow!("line {line}, column {column}: {message}")
+        }
+        None => anyhow::anyhow!("{message}"),
+    }
+}
+
+/// Normalise an absolute path lexically (`.` dropped, `..` applied);
+/// an error when it is relative or climbs above `/`.
+pub fn normalise(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    ensure!(
+        path.is_absolute(),
+        "path {} must be absolute",
+        path.display()
+    );
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                ensure!(out.pop(), "path {} climbs above /", path.display());
+            }
+            Component::Prefix(_) => bail!("path {} is not a Unix path", path.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// A host path from a profile: absolute, normalised, not `/` itself.
+pub fn host_path(path: &Path) -> Result<PathBuf> {
+    let normal = normalise(path)?;
+    ensure!(
+        normal != Path::new("/"),
+        "path {} resolves to / (normalised); refusing it",
+        path.display()
+    );
+    Ok(normal)
 }
 
 /// Names that end up in paths, unit names and argv: no separators, no
@@ -542,6 +771,106 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     fn rejects_relative_host_commands() {
         let text = format!("{MINIMAL}\n[activate]\ncommand = [\"activate.sh\"]\n");
         assert!(Profile::parse(&text).is_err());
+    }
+
+    #[test]
+    fn top_level_package_name_is_validated_like_per_package_names() {
+        for bad in [
+            "../../../tmp/x",
+            "-oAPT::Get::Purge=x",
+            ".hidden",
+            "a b",
+            "",
+        ] {
+            let text = MINIMAL.replace(
+                "service = \"tinyagent\"",
+                &format!("service = \"tinyagent\"\npackage_name = {bad:?}"),
+            );
+            let err = Profile::parse(&text).expect_err(bad);
+            assert!(
+                format!("{err:#}").contains("package_name"),
+                "{bad}: {err:#}"
+            );
+        }
+        let bad_version = MINIMAL.replace("version = \"1.0.0\"", "version = \"-1/../x\"");
+        assert!(Profile::parse(&bad_version).is_err());
+    }
+
+    #[test]
+    fn paths_are_checked_after_normalisation() {
+        for bad in [
+            "/etc/..",
+            "/etc/../..",
+            "/",
+            "/./",
+            "/etc",
+            "relative/x",
+            "/var/.",
+        ] {
+            let text = format!("{MINIMAL}\n[uninstall]\nremove = [{bad:?}]\n");
+            let err = Profile::parse(&text).expect_err(bad);
+            assert!(format!("{err:#}").contains("[uninstall]"), "{bad}: {err:#}");
+        }
+        let text = format!("{MINIMAL}\n[uninstall]\npurge = [\"/etc/qualys/../qualys/./x\"]\n");
+        let p = Profile::parse(&text).expect("normalises");
+        assert_eq!(p.uninstall.purge, [PathBuf::from("/etc/qualys/x")]);
+        let cfg = format!("{MINIMAL}\n[[config]]\npath = \"/etc/../\"\ntemplate = \"x\"\n");
+        assert!(Profile::parse(&cfg).is_err());
+        let cfg = format!("{MINIMAL}\n[[config]]\npath = \"/etc/a/../../..\"\ntemplate = \"x\"\n");
+        assert!(format!("{:#}", Profile::parse(&cfg).expect_err("above /")).contains("climbs"));
+        let reg = format!("{MINIMAL}\n[registered]\nfile = \"/etc/..\"\n");
+        assert!(Profile::parse(&reg).is_err());
+        let pkg = MINIMAL.replace("/opt/nodeguard/packages/", "/opt/../../");
+        assert!(Profile::parse(&pkg).is_err());
+    }
+
+    #[test]
+    fn registered_and_aliases_parse() {
+        let text = format!(
+            "{MINIMAL}\n[credentials]\nrequired = [\"activation_id\"]\n[credentials.aliases]\nactivation_id = [\"ACTIVATION_ID\"]\n[registered]\nfile = \"/etc/qualys/hostid\"\n"
+        );
+        let p = Profile::parse(&text).expect("valid");
+        assert_eq!(
+            p.credential_spellings("activation_id").collect::<Vec<_>>(),
+            ["activation_id", "ACTIVATION_ID"]
+        );
+        assert_eq!(
+            p.registered.as_ref().map(|r| r.file.clone()),
+            Some(PathBuf::from("/etc/qualys/hostid"))
+        );
+        let unknown = text.replace("activation_id = [", "nope = [");
+        assert!(Profile::parse(&unknown).is_err());
+        let clash = text.replace("[\"ACTIVATION_ID\"]", "[\"activation_id\"]");
+        assert!(Profile::parse(&clash).is_err());
+    }
+
+    #[test]
+    fn a_packages_file_replaces_the_list_and_is_validated() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut p = Profile::parse(MINIMAL).expect("valid");
+        let file = dir.path().join("packages.toml");
+        std::fs::write(
+            &file,
+            "[[package]]\nformat = \"rpm\"\narch = \"arm64\"\nversion = \"2.0\"\nurl = \"https://m/a.rpm\"\nsha256 = \"2222222222222222222222222222222222222222222222222222222222222222\"\n",
+        )
+        .expect("write");
+        p.use_packages_file(&file).expect("valid file");
+        assert_eq!(p.packages.len(), 1);
+        assert_eq!(p.packages[0].arch, Arch::Arm64);
+        assert_eq!(p.packages_file.as_deref(), Some(file.as_path()));
+        std::fs::write(&file, "[[package]]\nformat = \"deb\"\n").expect("write");
+        let err = p.use_packages_file(&file).expect_err("incomplete");
+        assert!(format!("{err:#}").contains("packages.toml"), "{err:#}");
+        assert!(!format!("{err:#}").contains('\n'), "one line: {err:#}");
+        std::fs::write(&file, "").expect("write");
+        assert!(p.use_packages_file(&file).is_err());
+        assert!(p.use_packages_file(dir.path()).is_err(), "a directory");
+    }
+
+    #[test]
+    fn placeholder_sum_is_recognised() {
+        let p = Profile::parse(MINIMAL).expect("valid");
+        assert!(p.packages[0].sha256_is_placeholder());
     }
 
     #[test]

@@ -8,10 +8,11 @@ use serde::Serialize;
 use nodeguard_common::redact::redact;
 use nodeguard_common::report::{Record, Report};
 
+use crate::configured::NotConfigured;
 use crate::converge::UnitState;
 use crate::host::HostFacts;
-use crate::plan::Installer;
 use crate::profile::{Arch, PackageFormat};
+use crate::select::Installer;
 
 /// Overall outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +36,11 @@ pub enum Outcome {
     Unsupported,
     /// The agent is there but nodeguard did not install it (`--adopt`).
     NotOwned,
+    /// A placeholder sum, a package file missing from the image or a
+    /// missing required credential (see `not_configured`). Spelled with an
+    /// underscore: the chart, the entrypoint and the alerts match on it.
+    #[serde(rename = "not_configured")]
+    NotConfigured,
     /// A step failed (see `steps`).
     Failed,
 }
@@ -49,6 +55,8 @@ pub enum StepStatus {
     Changed,
     /// Would run (plan).
     Planned,
+    /// Waiting on something outside the host (platform registration).
+    Pending,
     /// Not needed / not applicable.
     Skipped,
     /// Failed; `error` says why.
@@ -166,11 +174,23 @@ pub struct AgentReport {
     pub agent: String,
     /// Overall outcome.
     pub status: Outcome,
-    /// Why (unsupported, not owned, failure).
+    /// Why (unsupported, not owned, not configured, failure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What is still to be set, with the values that set it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_configured: Vec<NotConfigured>,
     /// Whether the host was changed.
     pub changed: bool,
+    /// The agent's package is installed (at any version, not half-installed).
+    pub installed: bool,
+    /// Its unit is active.
+    pub active: bool,
+    /// It was activated with the current credentials (or needs no activation).
+    pub activated: bool,
+    /// It registered with its platform (the profile's `[registered]` check;
+    /// without one, the same as `activated`).
+    pub registered: bool,
     /// The host.
     pub host: Option<HostSummary>,
     /// The chosen package.
@@ -192,7 +212,12 @@ impl AgentReport {
             agent: agent.to_owned(),
             status: Outcome::Failed,
             reason: None,
+            not_configured: Vec::new(),
             changed: false,
+            installed: false,
+            active: false,
+            activated: false,
+            registered: false,
             host: None,
             package: None,
             config_digest: None,
@@ -261,7 +286,13 @@ impl Report for AgentReport {
             agent: &'a str,
             status: Outcome,
             reason: &'a Option<String>,
+            #[serde(skip_serializing_if = "<[NotConfigured]>::is_empty")]
+            not_configured: &'a [NotConfigured],
             changed: bool,
+            installed: bool,
+            active: bool,
+            activated: bool,
+            registered: bool,
             host: &'a Option<HostSummary>,
             package: &'a Option<PackageSummary>,
             observed: &'a Option<ObservedSummary>,
@@ -273,7 +304,12 @@ impl Report for AgentReport {
                 agent: &self.agent,
                 status: self.status,
                 reason: &self.reason,
+                not_configured: &self.not_configured,
                 changed: self.changed,
+                installed: self.installed,
+                active: self.active,
+                activated: self.activated,
+                registered: self.registered,
                 host: &self.host,
                 package: &self.package,
                 observed: &self.observed,

@@ -9,19 +9,22 @@ use anyhow::{bail, Context, Result};
 use nodeguard_common::hostroot::HostRoot;
 
 use crate::cli::AgentArgs;
+use crate::configured::{self, NotConfigured};
 use crate::converge::{Desired, Observed};
 use crate::desired::{
-    activation_digest, config_digest, load_values, observed_config_digest, render_configs,
-    RenderedConfig,
+    activation_digest, config_digest, load_values, missing_error, observed_config_digest,
+    render_configs, RenderedConfig,
 };
 use crate::fetch::FetchOptions;
 use crate::host::{DetectHost, HostFacts, HostFactsSource, Init};
-use crate::hostexec::{ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMD_RUN_BIN};
-use crate::namespaces::{OwnNamespaces, TargetNamespaces};
-use crate::observe::{package_state, unit_state, PackageState, SYSTEMCTL_BIN};
-use crate::plan::{select, Selection, Unsupported};
+use crate::hostexec::{
+    ExecMode, HostCommand, HostExec, NamespaceExec, SYSTEMCTL_BIN, SYSTEMD_RUN_BIN,
+};
+use crate::namespaces::{open_error, OwnNamespaces, TargetNamespaces};
+use crate::observe::{package_state, unit_state, PackageState};
 use crate::profile::Profile;
-use crate::report::{HostSummary, PackageSummary};
+use crate::report::{AgentReport, HostSummary, Outcome, PackageSummary};
+use crate::select::{select, Selection, Unsupported};
 use crate::state::StateStore;
 use crate::template::Values;
 
@@ -35,6 +38,8 @@ pub struct Session {
     pub profile: Profile,
     /// Template values (credentials registered as secrets), or why not.
     pub values: Result<Values, String>,
+    /// Required credentials that are absent (`not_configured`).
+    pub missing_credentials: Vec<String>,
     /// The host's filesystem.
     pub root: HostRoot,
     /// Host facts.
@@ -52,9 +57,6 @@ impl Session {
     /// Set up a run. `need_exec`: commands that must reach the host's
     /// namespaces (everything but a plan on an explicit `--host-root`).
     pub fn open(args: &AgentArgs, run_id: &str, need_exec: bool) -> Result<Self> {
-        let profile = Profile::load(&args.profile)?;
-        let values =
-            load_values(&profile, args.credentials_dir.as_deref()).map_err(|e| format!("{e:#}"));
         let pid = args.target_pid.unwrap_or(1);
         if pid < 0 {
             bail!("--target-pid must be 0 or a process id, not {pid}");
@@ -67,17 +69,46 @@ impl Session {
             // hostPID no hostPath mount is needed at all.
             PathBuf::from(format!("/proc/{pid}/root"))
         };
-        let root = HostRoot::open(&root_path)
-            .with_context(|| format!("cannot use host root {}", root_path.display()))?;
+        let root = HostRoot::open(&root_path).map_err(|e| {
+            if explicit_root || pid == 0 {
+                anyhow::Error::new(e)
+                    .context(format!("cannot use host root {}", root_path.display()))
+            } else {
+                open_error(&root_path.display().to_string(), e)
+            }
+        })?;
         let facts = DetectHost.facts(&root)?;
         let exec = if need_exec || !explicit_root || args.target_pid.is_some() {
             Some(make_exec(args.exec_mode, pid, &root, &facts)?)
         } else {
             None
         };
+        Self::assemble(args, run_id, root, facts, exec)
+    }
+
+    /// A session over a host already reached: loads the profile (and the
+    /// `--packages-file`) and the credentials. Tests pass a recording
+    /// executor here.
+    pub fn assemble(
+        args: &AgentArgs,
+        run_id: &str,
+        root: HostRoot,
+        facts: HostFacts,
+        exec: Option<Box<dyn HostExec>>,
+    ) -> Result<Self> {
+        let mut profile = Profile::load(&args.profile)?;
+        if let Some(file) = &args.packages_file {
+            profile.use_packages_file(file)?;
+        }
+        let (values, missing_credentials) =
+            match load_values(&profile, args.credentials_dir.as_deref()) {
+                Ok(creds) => (Ok(creds.values), creds.missing),
+                Err(e) => (Err(format!("{e:#}")), Vec::new()),
+            };
         Ok(Self {
             profile,
             values,
+            missing_credentials,
             root,
             facts,
             exec,
@@ -95,7 +126,17 @@ impl Session {
 
     /// Template values, or the credential error.
     pub fn values(&self) -> Result<&Values> {
-        self.values.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+        let values = self.values.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !self.missing_credentials.is_empty() {
+            bail!(
+                "{}",
+                missing_error(
+                    &self.missing_credentials,
+                    self.args.credentials_dir.as_deref()
+                )
+            );
+        }
+        Ok(values)
     }
 
     /// The host summary for reports.
@@ -107,6 +148,98 @@ impl Session {
     pub fn select(&self) -> Result<Selection<'_>, Unsupported> {
         let root = &self.root;
         select(&self.profile, &self.facts, &|p| is_executable(root, p))
+    }
+
+    /// The opening every command shares: select the package for this host
+    /// and put it in the report, or report the host unsupported (`None`).
+    pub fn select_or_report(&self, report: &mut AgentReport) -> Option<Selection<'_>> {
+        match self.select() {
+            Ok(sel) => {
+                report.package = Some(self.package_summary(&sel));
+                Some(sel)
+            }
+            Err(u) => {
+                report.status = Outcome::Unsupported;
+                report.reason = Some(u.reason);
+                None
+            }
+        }
+    }
+
+    /// What is still a placeholder for this selection (sha256, package
+    /// file, required credentials); empty when everything is set.
+    pub fn not_configured(&self, sel: &Selection<'_>) -> Vec<NotConfigured> {
+        configured::gaps(
+            &self.profile,
+            sel,
+            &self.missing_credentials,
+            &|p: &Path| p.is_file(),
+        )
+    }
+
+    /// Report the gaps as `not_configured` (with the host's state as far
+    /// as it can be seen without the missing values); `Ok(false)` when
+    /// there are gaps. A credential that is present but malformed (a
+    /// control character, given under two spellings, unreadable) is an
+    /// error, not a gap.
+    pub fn configured_or_report(
+        &self,
+        sel: &Selection<'_>,
+        report: &mut AgentReport,
+    ) -> Result<bool> {
+        if let Err(e) = &self.values {
+            bail!("{e}");
+        }
+        let gaps = self.not_configured(sel);
+        if gaps.is_empty() {
+            return Ok(true);
+        }
+        let line = configured::summary(&gaps);
+        log::warn!("{line}");
+        report.status = Outcome::NotConfigured;
+        report.reason = Some(line);
+        report.not_configured = gaps;
+        if let Ok(exec) = self.exec() {
+            let package = self.profile.package_name(sel.entry);
+            if let Ok(PackageState::Installed(_)) =
+                package_state(exec, &self.root, sel.entry.format, package)
+            {
+                report.installed = true;
+            }
+            if self.facts.init == Init::Systemd {
+                report.active = unit_state(exec, &self.profile.unit()).is_ok_and(|u| u.active());
+            }
+            let record = self.store().load().ok().flatten();
+            report.activated = report.installed
+                && (self.profile.activate.is_none()
+                    || record.is_some_and(|r| r.activation_digest.is_some()));
+            report.registered = crate::verify::registered(self).unwrap_or(report.activated);
+        }
+        Ok(false)
+    }
+
+    /// Fill the report's installed/active/activated/registered from an
+    /// observation (before any change).
+    pub fn report_observed_state(
+        &self,
+        report: &mut AgentReport,
+        desired: &Desired,
+        observed: &Observed,
+    ) {
+        report.installed = observed.installed_version.is_some() && !observed.package_broken;
+        report.active = observed.unit.active();
+        report.activated = report.installed
+            && match &desired.activation_digest {
+                None => true,
+                Some(d) => {
+                    observed
+                        .record
+                        .as_ref()
+                        .and_then(|r| r.activation_digest.as_ref())
+                        == Some(d)
+                }
+            };
+        report.registered = crate::verify::registered(self).unwrap_or(report.activated);
     }
 
     /// Download settings from the flags.
@@ -184,30 +317,19 @@ impl Session {
     /// which does the work with its own privileges, so no transient unit is
     /// needed (and the request completes even if we die).
     pub fn systemctl(&self, verb: &str, unit: &str) -> Result<()> {
-        let out = self.exec()?.run(&HostCommand::query(
+        self.exec()?.run_checked(&HostCommand::query(
             &[SYSTEMCTL_BIN, verb, "--", unit],
             SYSTEMCTL_TIMEOUT,
         ))?;
-        if !out.status.success() {
-            bail!(
-                "`{}` {}: {}",
-                out.display,
-                nodeguard_common::process::describe_status(out.status),
-                out.stderr_tail()
-            );
-        }
         Ok(())
     }
 
     /// `systemctl daemon-reload`.
     pub fn daemon_reload(&self) -> Result<()> {
-        let out = self.exec()?.run(&HostCommand::query(
+        self.exec()?.run_checked(&HostCommand::query(
             &[SYSTEMCTL_BIN, "daemon-reload"],
             SYSTEMCTL_TIMEOUT,
         ))?;
-        if !out.status.success() {
-            bail!("`{}` failed: {}", out.display, out.stderr_tail());
-        }
         Ok(())
     }
 

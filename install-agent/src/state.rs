@@ -31,9 +31,6 @@ const MAX_STATE_BYTES: u64 = 64 * 1024;
 /// Version of the state file layout.
 const STATE_SCHEMA: u32 = 1;
 
-/// Exit code: another install-agent run holds the host lock.
-pub const EXIT_LOCKED: u8 = 4;
-
 /// The record nodeguard keeps per agent on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
@@ -201,7 +198,7 @@ impl<'a> StateStore<'a> {
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                     if Instant::now() >= deadline {
                         bail!(ToolError::new(
-                            EXIT_LOCKED,
+                            crate::exit::LOCKED,
                             format!("another install-agent run holds the host lock {} (waited {wait:?})", path.display())
                         ));
                     }
@@ -252,7 +249,7 @@ mod tests {
             .expect_err("second lock must fail");
         assert_eq!(
             nodeguard_common::exit::code_for(&err),
-            EXIT_LOCKED,
+            crate::exit::LOCKED,
             "{err:#}"
         );
         drop(held);

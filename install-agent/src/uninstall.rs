@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::desired::all_config_paths;
+use crate::exit;
 use crate::hostexec::HostCommand;
-use crate::install::{EXIT_NOT_OWNED, EXIT_STEP_FAILED, EXIT_UNSUPPORTED};
 use crate::observe::{package_state, rpm_db_args, PackageState};
-use crate::plan::{Installer, Selection};
 use crate::report::{AgentReport, Outcome, StepStatus};
+use crate::select::{Installer, Selection};
 use crate::session::Session;
 use crate::template::render_argv;
 
@@ -43,21 +43,17 @@ pub fn remove_argv(
         }
     };
     argv.extend(rest.into_iter().map(str::to_owned));
+    // The name is validated, and still never read as an option.
+    argv.push("--".to_owned());
     argv.push(package.to_owned());
     argv
 }
 
 /// Run `uninstall`.
 pub fn uninstall(session: &Session, report: &mut AgentReport, purge: bool) -> Result<u8> {
-    let sel = match session.select() {
-        Ok(sel) => sel,
-        Err(u) => {
-            report.status = Outcome::Unsupported;
-            report.reason = Some(u.reason);
-            return Ok(EXIT_UNSUPPORTED);
-        }
+    let Some(sel) = session.select_or_report(report) else {
+        return Ok(exit::UNSUPPORTED);
     };
-    report.package = Some(session.package_summary(&sel));
     let store = session.store();
     let _lock = store.lock(Duration::from_secs(session.args.lock_timeout))?;
     let record = store.load()?;
@@ -77,7 +73,7 @@ pub fn uninstall(session: &Session, report: &mut AgentReport, purge: bool) -> Re
         report.reason = Some(format!(
             "{package} is installed but not by nodeguard; pass --adopt to remove it"
         ));
-        return Ok(EXIT_NOT_OWNED);
+        return Ok(exit::NOT_OWNED);
     }
     match remove_all(session, report, &sel, &package, &state, purge) {
         Ok(()) => {
@@ -88,7 +84,7 @@ pub fn uninstall(session: &Session, report: &mut AgentReport, purge: bool) -> Re
         Err(e) => {
             report.status = Outcome::Failed;
             report.reason = Some(nodeguard_common::redact::redact(&format!("{e:#}")));
-            Ok(EXIT_STEP_FAILED)
+            Ok(exit::STEP_FAILED)
         }
     }
 }
@@ -196,19 +192,11 @@ fn remove_package(
     purge: bool,
 ) -> Result<String> {
     let argv = remove_argv(sel.installer, package, purge, &rpm_db_args(&session.root));
-    let out = session.exec()?.run(&HostCommand::change(
+    session.exec()?.run_checked(&HostCommand::change(
         argv,
         session.unit_name("package"),
         REMOVE_TIMEOUT,
     ))?;
-    if !out.status.success() {
-        bail!(
-            "`{}` {}: {}",
-            out.display,
-            nodeguard_common::process::describe_status(out.status),
-            out.stderr_tail()
-        );
-    }
     match package_state(session.exec()?, &session.root, sel.entry.format, package)? {
         PackageState::Absent => {}
         other => bail!("after removal the package database still reports {other:?}"),
@@ -264,6 +252,7 @@ mod tests {
                 "--yes",
                 "-o",
                 "DPkg::Lock::Timeout=300",
+                "--",
                 "a"
             ]
         );
@@ -274,7 +263,14 @@ mod tests {
                 false,
                 &["--dbpath".into(), "/var/lib/rpm".into()]
             ),
-            ["/usr/bin/rpm", "--dbpath", "/var/lib/rpm", "--erase", "a"]
+            [
+                "/usr/bin/rpm",
+                "--dbpath",
+                "/var/lib/rpm",
+                "--erase",
+                "--",
+                "a"
+            ]
         );
     }
 }

@@ -28,14 +28,24 @@ pub fn sh_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
+/// The start of the activation script: it deletes itself (and its
+/// directory) before running anything, so the credentials it holds are on
+/// the host's disk only until the shell has opened it, even if
+/// install-agent is killed while the vendor tool runs.
+fn activation_script_head() -> String {
+    String::from(
+        "#!/bin/sh\n# written by nodeguard install-agent; deletes itself before it runs anything\n\
+         rm -f -- \"$0\" && rmdir -- \"${0%/*}\" 2>/dev/null\nexec",
+    )
+}
+
 /// Run the profile's activation command; returns a detail line.
 pub fn activate(session: &Session) -> Result<String> {
     let Some(step) = &session.profile.activate else {
         return Ok("no activation step in the profile".to_owned());
     };
     let argv = render_argv(&step.command, session.values()?)?;
-    let mut script =
-        String::from("#!/bin/sh\n# written by nodeguard install-agent; removed after use\nexec");
+    let mut script = activation_script_head();
     for arg in &argv {
         script.push(' ');
         script.push_str(&sh_quote(arg));
@@ -59,15 +69,10 @@ pub fn activate(session: &Session) -> Result<String> {
         session.unit_name("activate"),
         step.timeout(),
     );
-    let out = session.exec()?.run(&cmd)?;
-    if !out.status.success() {
-        bail!(
-            "activation `{}` {}: {}",
-            argv[0],
-            nodeguard_common::process::describe_status(out.status),
-            out.stderr_tail()
-        );
-    }
+    let out = session
+        .exec()?
+        .run_checked(&cmd)
+        .with_context(|| format!("activation with {}", argv[0]))?;
     Ok(format!(
         "{} succeeded in {} ms",
         argv[0],
@@ -79,7 +84,14 @@ struct RemoveOnDrop<'a>(&'a Path);
 
 impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(self.0) {
+        // The script normally removed itself and its directory already.
+        if let Err(e) = fs::remove_dir_all(self.0).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }) {
             log::warn!("could not remove {}: {e}", self.0.display());
         }
     }
@@ -103,6 +115,25 @@ pub fn verify(session: &Session) -> Result<String> {
     }
 }
 
+/// The profile's registration check, once: `None` when it has none;
+/// `Some(true)` when the file exists, is not empty (whitespace aside) and
+/// holds `contains` if given.
+pub fn registered(session: &Session) -> Option<bool> {
+    let check = session.profile.registered.as_ref()?;
+    let ok = session
+        .root
+        .read_limited(&check.file, 1024 * 1024)
+        .is_ok_and(|bytes| {
+            let text = String::from_utf8_lossy(&bytes);
+            !text.trim().is_empty()
+                && check
+                    .contains
+                    .as_deref()
+                    .is_none_or(|needle| text.contains(needle))
+        });
+    Some(ok)
+}
+
 fn verify_once(session: &Session, v: &crate::profile::Verify) -> Result<String> {
     let mut done = Vec::new();
     if let Some(path) = &v.file {
@@ -122,18 +153,10 @@ fn verify_once(session: &Session, v: &crate::profile::Verify) -> Result<String> 
     if let Some(argv) = &v.command {
         let argv = render_argv(argv, session.values()?)?;
         let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let out = session.exec()?.run(&HostCommand::query(
+        session.exec()?.run_checked(&HostCommand::query(
             &refs,
             Duration::from_secs(v.timeout_secs.max(1)),
         ))?;
-        if !out.status.success() {
-            bail!(
-                "`{}` {}: {}",
-                argv[0],
-                nodeguard_common::process::describe_status(out.status),
-                out.stderr_tail()
-            );
-        }
         done.push(format!("`{}` exited 0", argv[0]));
     }
     Ok(done.join("; "))
@@ -142,6 +165,35 @@ fn verify_once(session: &Session, v: &crate::profile::Verify) -> Result<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_activation_script_deletes_itself_before_running_the_vendor_tool() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sub = dir.path().join("activate-run");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let script = sub.join("activate.sh");
+        let witness = dir.path().join("witness");
+        let text = format!(
+            "{} /bin/sh -c {}\n",
+            activation_script_head(),
+            sh_quote(&format!(
+                "test -e {} && echo present > {w} || echo gone > {w}",
+                script.display(),
+                w = witness.display()
+            ))
+        );
+        std::fs::write(&script, text).expect("write");
+        let status = std::process::Command::new("/bin/sh")
+            .arg(&script)
+            .status()
+            .expect("run");
+        assert!(status.success());
+        assert_eq!(
+            std::fs::read_to_string(&witness).expect("witness"),
+            "gone\n"
+        );
+        assert!(!sub.exists(), "the directory is gone too");
+    }
 
     #[test]
     fn quoting_survives_quotes_and_spaces() {
