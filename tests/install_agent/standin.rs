@@ -551,7 +551,8 @@ pub struct Entry {
     pub built: Built,
 }
 
-/// The `[[package]]` tables for `entries` (path-sourced).
+/// The `[[package]]` tables for `entries` (path-sourced): a profile's
+/// package list, or a `--packages-file`.
 pub fn package_tables(entries: &[Entry]) -> String {
     entries
         .iter()
@@ -566,37 +567,4 @@ pub fn package_tables(entries: &[Entry]) -> String {
             )
         })
         .collect()
-}
-
-/// The shipped profile text of `vendor`.
-pub fn shipped_profile(vendor: Vendor) -> String {
-    let path = crate::harness::workspace_root()
-        .join("install-agent/profiles")
-        .join(vendor.profile_file());
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The shipped profile with its `[[package]]` tables replaced by
-/// `entries`: everything else (credentials, configs, activation, verify,
-/// uninstall) is exactly what ships.
-pub fn profile_with_packages(vendor: Vendor, entries: &[Entry]) -> String {
-    let mut out = String::new();
-    let mut in_package = false;
-    let mut in_string = false;
-    for line in shipped_profile(vendor).lines() {
-        let trimmed = line.trim_start();
-        if !in_string && trimmed.starts_with('[') {
-            in_package = trimmed.starts_with("[[package]]");
-        }
-        // Table headers inside a multi-line string are template text.
-        if line.matches("\"\"\"").count() % 2 == 1 {
-            in_string = !in_string;
-        }
-        if !in_package {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out.push_str(&package_tables(entries));
-    out
 }

@@ -6,11 +6,13 @@
 //! as DEB, then — on the same node, made RPM-flavoured after the purge left
 //! it clean — as RPM.
 //!
-//! The profile under test is the shipped file with only its `[[package]]`
-//! tables replaced (by the stand-ins, for both architectures: the tool must
-//! pick the node's). Packages for the other architecture are built and
-//! their metadata checked; installing them needs a node of that
-//! architecture (see `arm64_node_lifecycle`).
+//! The profile under test is the shipped file, unchanged; the stand-ins
+//! replace its package list through `--packages-file` (what the chart's
+//! `bootstrap.packages` renders), for both architectures: the tool must
+//! pick the node's. The DEB phase reads the Secret's keys in the profile's
+//! own spelling, the RPM phase in the vendor's (the `[credentials.aliases]`).
+//! Packages for the other architecture are built and their metadata
+//! checked; `arm64_packages_on_an_emulated_arm64_node` installs them.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -33,23 +35,36 @@ const SECRETS: [&str; 4] = [SYSDIG_KEY, FALCON_CID, FALCON_TOKEN, WAZUH_PASSWORD
 /// A variable of the "pod" that must not reach host processes.
 const POD_ENV_SECRET: &str = "ngcanary-podenv-v9Rr";
 
-/// The credential files of a vendor's Secret.
-fn credentials(vendor: Vendor) -> Vec<(&'static str, &'static str)> {
+/// The credential files of a vendor's Secret: (profile name, the vendor's
+/// name for it, value).
+fn credentials(vendor: Vendor) -> Vec<(&'static str, &'static str, &'static str)> {
     match vendor {
         Vendor::Sysdig => vec![
-            ("access_key", SYSDIG_KEY),
-            ("collector", "ingest.nodeguard.invalid"),
-            ("tags", "cluster:ci,role:node"),
+            ("access_key", "ACCESS_KEY", SYSDIG_KEY),
+            ("collector", "COLLECTOR", "ingest.nodeguard.invalid"),
+            ("tags", "TAGS", "cluster:ci,role:node"),
         ],
         Vendor::Falcon => vec![
-            ("cid", FALCON_CID),
-            ("provisioning_token", FALCON_TOKEN),
-            ("tags", "ci,nodeguard"),
+            ("cid", "FALCONCTL_OPT_CID", FALCON_CID),
+            (
+                "provisioning_token",
+                "FALCONCTL_OPT_PROVISIONING_TOKEN",
+                FALCON_TOKEN,
+            ),
+            ("tags", "FALCONCTL_OPT_TAGS", "ci,nodeguard"),
         ],
         Vendor::Wazuh => vec![
-            ("manager_address", "wazuh-manager.nodeguard.invalid"),
-            ("registration_password", WAZUH_PASSWORD),
-            ("agent_group", "k8s-nodes"),
+            (
+                "manager_address",
+                "WAZUH_MANAGER",
+                "wazuh-manager.nodeguard.invalid",
+            ),
+            (
+                "registration_password",
+                "WAZUH_REGISTRATION_PASSWORD",
+                WAZUH_PASSWORD,
+            ),
+            ("agent_group", "WAZUH_AGENT_GROUP", "k8s-nodes"),
         ],
     }
 }
@@ -173,11 +188,18 @@ struct Life {
 }
 
 impl Life {
-    fn ia(&mut self, what: &str, command: &str, profile: &Path, extra: &[&str]) -> RunResult {
+    /// `install-agent <command>` with the shipped profile and `packages`
+    /// as its package list.
+    fn ia(&mut self, what: &str, command: &str, packages: &Path, extra: &[&str]) -> RunResult {
+        let profile = crate::harness::workspace_root()
+            .join("install-agent/profiles")
+            .join(self.vendor.profile_file());
         let mut cmd = tool("install-agent");
         cmd.arg(command)
             .arg("--profile")
             .arg(profile)
+            .arg("--packages-file")
+            .arg(packages)
             .arg("--credentials-dir")
             .arg(&self.creds)
             .arg("--target-pid")
@@ -186,10 +208,9 @@ impl Life {
         self.t.run(&format!("{:?} {what}", self.vendor), &mut cmd)
     }
 
-    fn profile(&self, name: &str, entries: &[Entry]) -> PathBuf {
-        let text = standin::profile_with_packages(self.vendor, entries);
+    fn packages_file(&self, name: &str, entries: &[Entry]) -> PathBuf {
         let path = self.dir.join(name);
-        fs::write(&path, text).expect("profile");
+        fs::write(&path, standin::package_tables(entries)).expect("packages file");
         path
     }
 
@@ -387,6 +408,12 @@ impl Life {
         r.assert_code(0);
         let j = r.json();
         assert_eq!(j["status"], "changed", "{}", r.stdout);
+        // Registration is the agent's own, asynchronous business: the
+        // install report may still say `registered: false`; `status` below
+        // must say true once the vendor's marker exists.
+        for field in ["installed", "active", "activated"] {
+            assert_eq!(j[field], true, "{field}: {}", r.stdout);
+        }
         assert_eq!(j["agent"], self.vendor.agent());
         assert_eq!(j["package"]["name"], self.vendor.package());
         assert_eq!(
@@ -412,7 +439,9 @@ impl Life {
         assert_eq!(step_names(&j), ["converge"]);
         let r = self.ia("status", "status", v1, &[]);
         r.assert_code(0);
-        assert_eq!(r.json()["status"], "healthy", "{}", r.stdout);
+        let j = r.json();
+        assert_eq!(j["status"], "healthy", "{}", r.stdout);
+        assert_eq!(j["registered"], true, "{}", r.stdout);
         identity
     }
 
@@ -498,8 +527,9 @@ fn lifecycle(vendor: Vendor, node: Node, arch: Arch) -> Node {
     let built = build_all(&dir.join("pkgs"), vendor);
     assert_arch_metadata(&built[0]);
     assert_arch_metadata(&built[1]);
-    for (name, value) in credentials(vendor) {
+    for (name, vendor_name, value) in credentials(vendor) {
         dir.write(format!("creds/{name}"), format!("{value}\n"));
+        dir.write(format!("vendor-creds/{vendor_name}"), format!("{value}\n"));
     }
     make_deb_node(&node);
     let mut life = Life {
@@ -510,8 +540,8 @@ fn lifecycle(vendor: Vendor, node: Node, arch: Arch) -> Node {
         t: Transcript::default(),
         arch,
     };
-    let v1 = life.profile("v1.toml", &built[0]);
-    let v2 = life.profile("v2.toml", &built[1]);
+    let v1 = life.packages_file("v1-packages.toml", &built[0]);
+    let v2 = life.packages_file("v2-packages.toml", &built[1]);
     let [first, second] = vendor.versions().map(|v| format!("{v}-1"));
 
     // DEB: install, converge, upgrade, uninstall, reinstall, purge.
@@ -523,6 +553,7 @@ fn lifecycle(vendor: Vendor, node: Node, arch: Arch) -> Node {
 
     // RPM on the same node, now clean: install, converge, upgrade, purge.
     make_rpm_node(&life.node);
+    life.creds = life.dir.join("vendor-creds");
     let identity = life.installs(Format::Rpm, &v1, &first);
     let r = life.ia("rpm status", "status", &v1, &[]);
     assert_eq!(r.json()["host"]["os_id"], "rhel");
@@ -620,5 +651,190 @@ fn arm64_packages_on_an_emulated_arm64_node() {
             vendor.agent(),
             started.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// A fixture host root: `os-release` plus the package tools as files whose
+/// ELF header says `machine` (62 = x86_64, 183 = aarch64), which is how
+/// install-agent tells the userland's architecture.
+fn fixture_host(dir: &TestDir, os_release: &str, tools: &[&str], machine: u16) -> PathBuf {
+    let os = fs::read_to_string(
+        harness::fixtures("install-agent")
+            .join("os-release")
+            .join(os_release),
+    )
+    .expect("os-release fixture");
+    dir.write("host/etc/os-release", os);
+    let mut elf = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00".to_vec();
+    elf.extend_from_slice(&machine.to_le_bytes());
+    elf.resize(64, 0);
+    for t in tools {
+        let path = dir.write(format!("host{t}"), &elf);
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    dir.join("host")
+}
+
+fn plan(profile: &Path, host: &Path, extra: &[&str]) -> RunResult {
+    crate::harness::run(
+        tool("install-agent")
+            .arg("plan")
+            .arg("--profile")
+            .arg(profile)
+            .arg("--host-root")
+            .arg(host)
+            .args(extra),
+    )
+}
+
+fn shipped(vendor: Vendor) -> PathBuf {
+    crate::harness::workspace_root()
+        .join("install-agent/profiles")
+        .join(vendor.profile_file())
+}
+
+/// As shipped (placeholder sums, packages not in the image, no Secret),
+/// each profile plans `not_configured`, naming the values to set, among
+/// them the vendor's own spelling of the required credential.
+#[test]
+fn shipped_vendor_profiles_are_not_configured_until_packages_and_credentials_are_set() {
+    let dir = TestDir::new("ia-vendor-notconf");
+    let host = fixture_host(
+        &dir,
+        "debian-12.os-release",
+        &["/usr/bin/dpkg", "/usr/bin/apt-get"],
+        62,
+    );
+    for (vendor, alias) in [
+        (Vendor::Sysdig, "ACCESS_KEY"),
+        (Vendor::Falcon, "FALCONCTL_OPT_CID"),
+        (Vendor::Wazuh, "WAZUH_MANAGER"),
+    ] {
+        let r = plan(&shipped(vendor), &host, &[]);
+        r.assert_code(0);
+        let j = r.json();
+        assert_eq!(j["status"], "not_configured", "{}", r.stdout);
+        assert_eq!(j["agent"], vendor.agent());
+        assert_eq!(j["package"]["name"], vendor.package());
+        let items = j["not_configured"].as_array().expect("not_configured");
+        let whats: Vec<&str> = items.iter().filter_map(|i| i["what"].as_str()).collect();
+        assert!(whats.iter().any(|w| w.contains("placeholder")), "{whats:?}");
+        let sets = serde_json::to_string(items).unwrap();
+        assert!(
+            sets.contains("bootstrap.packages") && sets.contains(alias),
+            "{sets}"
+        );
+    }
+}
+
+/// The same credential under the profile's name and the vendor's is an
+/// error naming both (nothing is guessed).
+#[test]
+fn a_vendor_credential_given_under_both_spellings_is_refused_naming_both() {
+    let dir = TestDir::new("ia-vendor-twice");
+    let host = fixture_host(
+        &dir,
+        "debian-12.os-release",
+        &["/usr/bin/dpkg", "/usr/bin/apt-get"],
+        62,
+    );
+    dir.write("creds/manager_address", "wazuh-a.invalid\n");
+    dir.write("creds/WAZUH_MANAGER", "wazuh-b.invalid\n");
+    let creds = dir.join("creds");
+    let r = plan(
+        &shipped(Vendor::Wazuh),
+        &host,
+        &["--credentials-dir", creds.to_str().unwrap()],
+    );
+    r.assert_code(2);
+    assert!(
+        r.stdout.is_empty()
+            && r.stderr.contains("manager_address")
+            && r.stderr.contains("WAZUH_MANAGER"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// An arm64 userland gets the arm64 stand-in and an amd64 one the amd64
+/// stand-in, for DEB and RPM hosts, from one package list (no node needed;
+/// the packages are real, so their sums and metadata are too).
+#[test]
+fn each_architecture_gets_its_own_package() {
+    if ["dpkg-deb", "rpmbuild"].iter().any(|t| {
+        Command::new(t)
+            .arg("--version")
+            .output()
+            .map_or(true, |o| !o.status.success())
+    }) {
+        return eprintln!("SKIPPED: dpkg-deb or rpmbuild missing (tests/setup/install-agent.sh)");
+    }
+    let dir = TestDir::new("ia-vendor-arch");
+    let vendor = Vendor::Falcon;
+    let version = vendor.versions()[0];
+    let mut entries = Vec::new();
+    for format in [Format::Deb, Format::Rpm] {
+        for arch in Arch::ALL {
+            let built = standin::build(dir.path(), vendor, version, arch, format);
+            entries.push(Entry {
+                format,
+                arch,
+                built,
+            });
+        }
+    }
+    assert_arch_metadata(&entries);
+    let packages = dir.write("packages.toml", standin::package_tables(&entries));
+    dir.write("creds/cid", format!("{FALCON_CID}\n"));
+    let creds = dir.join("creds");
+    for (os, tools, format) in [
+        (
+            "debian-12.os-release",
+            ["/usr/bin/dpkg", "/usr/bin/apt-get"],
+            Format::Deb,
+        ),
+        (
+            "rhel-9.4.os-release",
+            ["/usr/bin/rpm", "/usr/bin/dnf"],
+            Format::Rpm,
+        ),
+    ] {
+        for (arch, machine) in [(Arch::Amd64, 62), (Arch::Arm64, 183)] {
+            let host_dir = TestDir::new("ia-vendor-arch-host");
+            let host = fixture_host(&host_dir, os, &tools, machine);
+            let r = plan(
+                &shipped(vendor),
+                &host,
+                &[
+                    "--packages-file",
+                    packages.to_str().unwrap(),
+                    "--credentials-dir",
+                    creds.to_str().unwrap(),
+                ],
+            );
+            r.assert_code(0);
+            let j = r.json();
+            let want = entries
+                .iter()
+                .find(|e| e.format == format && e.arch == arch)
+                .unwrap();
+            assert_eq!(j["status"], "planned", "{}", r.stdout);
+            assert_eq!(
+                (
+                    j["package"]["format"].as_str(),
+                    j["package"]["arch"].as_str(),
+                    j["package"]["sha256"].as_str()
+                ),
+                (
+                    Some(format.as_str()),
+                    Some(arch.deb()),
+                    Some(want.built.sha256.as_str())
+                ),
+                "{os} {arch:?}: {}",
+                r.stdout
+            );
+            assert!(!r.stdout.contains(FALCON_CID) && !r.stderr.contains(FALCON_CID));
+        }
     }
 }
