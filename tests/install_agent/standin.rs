@@ -325,7 +325,7 @@ fi
 echo "@VERSION@ @ARCH@" > /var/lib/falcon-standin/daemon
 if [ -z "$(sed -n 's/^aid=//p' "$store")" ]; then
   sleep 0.3
-  aid=$(cat /proc/sys/kernel/random/uuid | tr -d '-')
+  aid=$(tr -d '-' < /proc/sys/kernel/random/uuid)
   /opt/CrowdStrike/falconctl -s -f --aid="$aid"
   echo "falcon-sensor @VERSION@: registered, aid $aid"
 fi
@@ -365,7 +365,7 @@ if [ ! -s /var/ossec/etc/client.keys ]; then
   [ -s /var/ossec/etc/authd.pass ] && how="with password"
   sleep 0.3
   umask 027
-  key=$(cat /proc/sys/kernel/random/uuid | tr -d '-')
+  key=$(tr -d '-' < /proc/sys/kernel/random/uuid)
   echo "001 $name any $key" > /var/ossec/etc/client.keys
   log "enrolled as '$name' at $address ($how)"
 fi
