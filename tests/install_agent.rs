@@ -24,14 +24,17 @@ fn host_with_os_release(dir: &TestDir, text: &str, programs: &[&str]) -> std::pa
     dir.join("host")
 }
 
+/// The test agent's profile over two package files that exist (plan only
+/// hashes them at install time) with their real sums.
 fn profile_fixture(dir: &TestDir) -> std::path::PathBuf {
-    let sum = "0".repeat(64);
+    let deb = dir.write("packages/tinyagent.deb", "a deb");
+    let rpm = dir.write("packages/tinyagent.rpm", "an rpm");
     agent_pkg::profile(
         dir.path(),
         "tinyagent.toml",
         "1.0.0",
-        &agent_pkg::Source::Path(Path::new("/opt/nodeguard/packages/tinyagent.deb"), &sum),
-        &agent_pkg::Source::Path(Path::new("/opt/nodeguard/packages/tinyagent.rpm"), &sum),
+        &agent_pkg::Source::Path(&deb, &agent_pkg::sha256(&deb)),
+        &agent_pkg::Source::Path(&rpm, &agent_pkg::sha256(&rpm)),
     )
 }
 
@@ -77,6 +80,56 @@ fn plan_on_debian_root_chooses_the_deb_and_lists_a_fresh_install() {
         .iter()
         .all(|s| s["status"] == "planned"));
     assert!(!r.stdout.contains("plan-canary-token") && !r.stderr.contains("plan-canary-token"));
+}
+
+#[test]
+fn plan_of_the_placeholder_profile_names_the_values_to_set() {
+    let dir = TestDir::new("ia-plan-not-configured");
+    let os = fs::read_to_string(
+        harness::fixtures("install-agent").join("os-release/debian-12.os-release"),
+    )
+    .unwrap();
+    let host = host_with_os_release(&dir, &os, &["/usr/bin/apt-get", "/usr/bin/dpkg"]);
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../install-agent/profiles/qualys-cloud-agent.toml");
+    dir.write("creds/customer_id", "plan-canary-customer\n");
+    let r = run(tool("install-agent")
+        .args(["plan", "--profile"])
+        .arg(&profile)
+        .arg("--host-root")
+        .arg(&host)
+        .arg("--credentials-dir")
+        .arg(dir.join("creds")));
+    r.assert_code(0);
+    let j = r.json();
+    assert_eq!(j["status"], "not_configured", "{}", r.stdout);
+    let gaps = j["not_configured"].as_array().unwrap();
+    let whats: Vec<&str> = gaps.iter().map(|g| g["what"].as_str().unwrap()).collect();
+    assert_eq!(whats.len(), 3, "{whats:?}");
+    assert!(whats[0].contains("placeholder"), "{whats:?}");
+    assert!(whats[1].contains("not in the image"), "{whats:?}");
+    assert!(whats[2].contains("activation_id"), "{whats:?}");
+    let sets: Vec<&str> = gaps
+        .iter()
+        .flat_map(|g| g["set"].as_array().unwrap())
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for needle in [
+        "bootstrap.packages (an entry {format: deb, arch: ",
+        "profile qualys-cloud-agent [[package]] deb/",
+        "credentials.activationId",
+        "credentials.existingSecret with the key activation_id or ACTIVATION_ID",
+    ] {
+        assert!(
+            sets.iter().any(|s| s.contains(needle)),
+            "{needle}: {sets:?}"
+        );
+    }
+    assert!(j["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("not configured: "));
+    assert!(!r.stdout.contains("plan-canary-customer"));
 }
 
 #[test]

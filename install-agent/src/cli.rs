@@ -17,7 +17,7 @@ NO_PROXY.";
 
 /// `--help` epilogue: exit codes, then the environment.
 pub fn after_help() -> String {
-    format!("{}\n\n{ENVIRONMENT_HELP}", crate::exit::HELP)
+    format!("{}\n\n{ENVIRONMENT_HELP}", crate::exit::help())
 }
 
 /// Installs and keeps converged a vendor security agent on the host.

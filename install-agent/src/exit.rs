@@ -19,15 +19,57 @@ pub const UNSUPPORTED: u8 = 7;
 /// sha256, package file absent, required credential missing).
 pub const NOT_CONFIGURED: u8 = 8;
 
-/// Exit codes, shown in `--help`.
-pub const HELP: &str = "Exit codes:
-  0  success (plan printed, host converged or changed, agent healthy, agent removed)
-  1  status: the agent is not healthy (not installed, drifted, stopped, not verified)
-  2  error, no report (bad profile, unreadable or malformed credentials, host not reachable)
-  3  a step failed; the report names it
-  4  another install-agent run holds the host lock
-  5  the package does not match its pinned sha256; nothing was installed
-  6  the agent is installed but not by nodeguard; pass --adopt to manage it
-  7  the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)
-  8  not configured: a placeholder sha256, a package file missing from the image or a required
-     credential missing; the report's not_configured names the values to set";
+/// Every exit code with its meaning, in order (`--help`, docs).
+pub const CODES: &[(u8, &str)] = &[
+    (
+        SUCCESS,
+        "success (plan printed, host converged or changed, agent healthy, agent removed)",
+    ),
+    (
+        UNHEALTHY,
+        "status: the agent is not healthy (not installed, drifted, stopped, not verified)",
+    ),
+    (
+        ERROR,
+        "error, no report (bad profile, unreadable or malformed credentials, host not reachable)",
+    ),
+    (STEP_FAILED, "a step failed; the report names it"),
+    (LOCKED, "another install-agent run holds the host lock"),
+    (
+        INTEGRITY,
+        "the package does not match its pinned sha256; nothing was installed",
+    ),
+    (
+        NOT_OWNED,
+        "the agent is installed but not by nodeguard; pass --adopt to manage it",
+    ),
+    (
+        UNSUPPORTED,
+        "the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)",
+    ),
+    (
+        NOT_CONFIGURED,
+        "not configured: a placeholder sha256, a package file missing from the image or a required credential missing; the report's not_configured names the values to set",
+    ),
+];
+
+/// The exit codes as `--help` shows them.
+pub fn help() -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in CODES {
+        text.push_str(&format!("\n  {code}  {meaning}"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_once_in_order() {
+        let codes: Vec<u8> = CODES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, (0..=NOT_CONFIGURED).collect::<Vec<_>>());
+        assert!(help().contains("8  not configured"));
+    }
+}

@@ -134,11 +134,36 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Largest CA bundle read (the Mozilla bundle is about 220 KiB).
+const MAX_CA_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Read a `--ca-bundle`: a regular file, size-capped.
+fn read_ca_bundle(bundle: &Path) -> Result<Vec<u8>> {
+    let file = File::open(bundle)
+        .with_context(|| format!("cannot read CA bundle {}", bundle.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read CA bundle {}", bundle.display()))?;
+    if !meta.is_file() {
+        bail!("CA bundle {} is not a regular file", bundle.display());
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_CA_BUNDLE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .with_context(|| format!("cannot read CA bundle {}", bundle.display()))?;
+    if pem.len() as u64 > MAX_CA_BUNDLE_BYTES {
+        bail!(
+            "CA bundle {} is larger than {MAX_CA_BUNDLE_BYTES} bytes",
+            bundle.display()
+        );
+    }
+    Ok(pem)
+}
+
 fn agent(opts: &FetchOptions) -> Result<ureq::Agent> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(bundle) = &opts.ca_bundle {
-        let pem = fs::read(bundle)
-            .with_context(|| format!("cannot read CA bundle {}", bundle.display()))?;
+        let pem = read_ca_bundle(bundle)?;
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
@@ -424,6 +449,14 @@ mod tests {
             crate::exit::INTEGRITY,
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn a_ca_bundle_must_be_a_regular_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = read_ca_bundle(dir.path()).expect_err("a directory");
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        assert!(read_ca_bundle(Path::new("/dev/zero")).is_err());
     }
 
     #[test]

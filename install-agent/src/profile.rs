@@ -382,6 +382,12 @@ impl Profile {
         }
         validate_packages(&mut self.packages)?;
         self.validate_credentials()?;
+        for (key, value) in &self.values {
+            ensure!(
+                !value.chars().any(char::is_control),
+                "[values] {key} holds a control character (a newline would add lines to a rendered file)"
+            );
+        }
         for cfg in &mut self.configs {
             cfg.path = host_path(&cfg.path)
                 .with_context(|| format!("[[config]] {}", cfg.path.display()))?;
@@ -865,6 +871,13 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         std::fs::write(&file, "").expect("write");
         assert!(p.use_packages_file(&file).is_err());
         assert!(p.use_packages_file(dir.path()).is_err(), "a directory");
+    }
+
+    #[test]
+    fn a_profile_value_with_a_newline_is_refused() {
+        let text = format!("{MINIMAL}\n[values]\nserver = \"https://a\\nevil=1\"\n");
+        let err = Profile::parse(&text).expect_err("newline");
+        assert!(format!("{err:#}").contains("[values] server"), "{err:#}");
     }
 
     #[test]

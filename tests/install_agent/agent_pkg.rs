@@ -22,10 +22,12 @@ while :; do
 done
 "#;
 
-/// The activation tool: takes the token as an argument, as vendor tools do.
+/// The activation tool: takes the token as an argument, as vendor tools do
+/// (and takes its time on demand, to kill a run during activation).
 const ACTIVATE: &str = r#"#!/bin/sh
 mkdir -p /var/lib/tinyagent
 env > /var/lib/tinyagent/activate-env
+if [ -e /etc/tinyagent-slow-activate ]; then sleep 60; fi
 case "$1" in --token=?*) echo activated > /var/lib/tinyagent/activated ;; *) exit 2 ;; esac
 "#;
 
@@ -47,7 +49,8 @@ if [ -e /etc/tinyagent-slow-postinst ]; then sleep 4; fi
 exit 0
 ";
 
-fn sha256(path: &Path) -> String {
+/// `sha256sum` of a file.
+pub fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum")
         .arg(path)
         .output()
@@ -85,6 +88,89 @@ pub fn build_deb(dir: &Path, version: &str) -> (PathBuf, String) {
     )
     .expect("control");
     let deb = dir.join(format!("tinyagent_{version}_all.deb"));
+    let out = Command::new("dpkg-deb")
+        .arg("--root-owner-group")
+        .arg("--build")
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb");
+    assert!(
+        out.status.success(),
+        "dpkg-deb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sum = sha256(&deb);
+    (deb, sum)
+}
+
+/// The Qualys stand-in's activation tool: the vendor's
+/// `qualys-cloud-agent.sh ActivationId=… CustomerId=… [ServerUri=…]`
+/// interface, writing the agent config the way the vendor tool does.
+const QUALYS_ACTIVATE: &str = r#"#!/bin/sh
+set -e
+conf=/etc/qualys/cloud-agent/qualys-cloud-agent.conf
+mkdir -p /etc/qualys/cloud-agent
+umask 077
+: > "$conf.new"
+for arg in "$@"; do
+  case "$arg" in
+    ActivationId=?*|CustomerId=?*|ServerUri=?*) echo "$arg" >> "$conf.new" ;;
+    *) echo "unknown argument" >&2; exit 2 ;;
+  esac
+done
+grep -q '^ActivationId=' "$conf.new" && grep -q '^CustomerId=' "$conf.new" || { echo "ActivationId and CustomerId are required" >&2; exit 2; }
+mv "$conf.new" "$conf"
+"#;
+
+/// The Qualys stand-in's agent: once activated it "registers" (writes the
+/// host id the platform would hand out).
+const QUALYS_AGENT: &str = r#"#!/bin/sh
+while :; do
+  if grep -q '^ActivationId=' /etc/qualys/cloud-agent/qualys-cloud-agent.conf 2>/dev/null \
+     && [ ! -s /etc/qualys/hostid ]; then
+    sleep 1
+    echo "standin-host-id-0001" > /etc/qualys/hostid
+  fi
+  sleep 0.2
+done
+"#;
+
+const QUALYS_UNIT: &str = "[Unit]
+Description=Qualys Cloud Agent (nodeguard test stand-in)
+
+[Service]
+ExecStart=/usr/local/qualys/cloud-agent/bin/qualys-cloud-agent
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Build a stand-in `qualys-cloud-agent` .deb implementing the interface
+/// the shipped Qualys profile drives (activation tool, service, config
+/// file, host id); returns (path, sha256).
+pub fn build_qualys_standin_deb(dir: &Path, version: &str) -> (PathBuf, String) {
+    let root = dir.join(format!("qualys-deb-{version}"));
+    let bin = root.join("usr/local/qualys/cloud-agent/bin");
+    write_exec(&bin.join("qualys-cloud-agent.sh"), QUALYS_ACTIVATE);
+    write_exec(&bin.join("qualys-cloud-agent"), QUALYS_AGENT);
+    fs::create_dir_all(root.join("lib/systemd/system")).expect("mkdir");
+    fs::write(
+        root.join("lib/systemd/system/qualys-cloud-agent.service"),
+        QUALYS_UNIT,
+    )
+    .expect("unit");
+    fs::create_dir_all(root.join("DEBIAN")).expect("mkdir");
+    fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: qualys-cloud-agent\nVersion: {version}\nArchitecture: all\nMaintainer: nodeguard tests <dev@nodeguard.invalid>\n\
+             Description: Qualys Cloud Agent stand-in for nodeguard tests\n"
+        ),
+    )
+    .expect("control");
+    let deb = dir.join(format!("qualys-cloud-agent_{version}_all.deb"));
     let out = Command::new("dpkg-deb")
         .arg("--root-owner-group")
         .arg("--build")

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod deb_lifecycle;
+mod hardening;
 
 use super::agent_pkg::{self, Source};
 use super::node::{rootfs, Node};
