@@ -256,7 +256,8 @@ site settings go in dragent.yaml\nlog:\n  file_priority: info\n";
 /// [--tags=…] [--apd=…] [--aph=…] [--app=…]` stores the options, `-g
 /// --cid|--aid|--tags|…` prints them as `name="value"`, `-d [-f] --aid`
 /// deletes the agent id. A CID must be 32 hex digits, `-`, a 2-digit
-/// checksum; setting one over an existing one needs `-f`, as documented.
+/// checksum ("CID with checksum"); setting one over an existing one needs
+/// `-f` (CrowdStrike's install scripts always pass it).
 /// Options live in `/opt/CrowdStrike/falconstore` (the real sensor's store
 /// is binary; this one is text, mode 0600).
 const FALCON_FALCONCTL: &str = r#"#!/bin/sh

@@ -1,8 +1,9 @@
 //! The shipped vendor profiles (`sysdig-agent`, `falcon-sensor`,
 //! `wazuh-agent`) through their whole life on a booted systemd node, with
 //! stand-in packages that implement each vendor's install interface (see
-//! `standin.rs`): plan, install, converged re-run, status, upgrade to the
-//! stand-in's second version, uninstall (and reinstall, then purge), first
+//! `standin.rs`): plan, install, converged re-run, status, a rotated
+//! setting, upgrade to the stand-in's second version, uninstall (and
+//! reinstall, then purge), first
 //! as DEB, then — on the same node, made RPM-flavoured after the purge left
 //! it clean — as RPM.
 //!
