@@ -74,7 +74,7 @@ pub struct AgentArgs {
 
     /// Process whose namespaces are the host's (default 1, with hostPID);
     /// 0 runs host commands in install-agent's own namespaces (on the host).
-    /// Host files are reached through /proc/<pid>/root unless --host-root
+    /// Host files are reached through `/proc/<pid>/root` unless --host-root
     /// is given.
     #[arg(long, env = "NODEGUARD_TARGET_PID", value_name = "PID")]
     pub target_pid: Option<i32>,

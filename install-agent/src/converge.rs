@@ -37,6 +37,16 @@ pub struct UnitState {
     /// `Result` of the last run (success, exit-code, start-limit-hit, …).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub result: String,
+    /// `NRestarts`: automatic restarts since the unit was last started by hand.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_restarts: u32,
+    /// `StartLimitBurst`: starts allowed per `StartLimitIntervalSec`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_limit_burst: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl UnitState {
@@ -49,9 +59,16 @@ impl UnitState {
     }
 
     /// Whether systemd refuses to start the unit until `reset-failed`
-    /// (it failed `StartLimitBurst` times within `StartLimitIntervalSec`).
+    /// (it was started `StartLimitBurst` times within
+    /// `StartLimitIntervalSec`). A refused manual start sets
+    /// `Result=start-limit-hit`; when automatic restarts trip the limit,
+    /// systemd keeps the last failure's result (`exit-code`), so a failed
+    /// unit whose restarts reached the burst counts too.
     pub fn start_limit_hit(&self) -> bool {
         self.result == "start-limit-hit"
+            || (self.active_state == "failed"
+                && self.start_limit_burst > 0
+                && self.n_restarts >= self.start_limit_burst)
     }
 
     /// Whether the unit runs (or is starting).
@@ -220,6 +237,7 @@ mod tests {
                 unit_file_state: "enabled".into(),
                 active_state: "active".into(),
                 result: "success".into(),
+                ..UnitState::default()
             },
             record: Some(StateRecord::new(
                 "tinyagent",

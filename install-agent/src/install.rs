@@ -252,8 +252,19 @@ impl Converge<'_> {
             Action::Start | Action::Restart => {
                 let verb = action.name();
                 report.step(verb, || {
-                    let reset = reset_start_limit(session, &unit)?;
-                    session.systemctl(verb, &unit)?;
+                    let mut reset = reset_start_limit(session, &unit)?;
+                    if let Err(e) = session.systemctl(verb, &unit) {
+                        // Refused for its start limit after all (the state
+                        // read before did not show it): reset, once.
+                        if !format!("{e:#}").contains("too often") {
+                            return Err(e);
+                        }
+                        session.systemctl("reset-failed", &unit)?;
+                        reset = format!(
+                            "{unit} was refused for its start limit (StartLimitBurst); ran `systemctl reset-failed`; "
+                        );
+                        session.systemctl(verb, &unit)?;
+                    }
                     wait_active(session)?;
                     Ok(changed(format!("{reset}{verb}ed {unit}; active")))
                 })
@@ -391,7 +402,8 @@ fn reset_start_limit(session: &Session, unit: &str) -> Result<String> {
     }
     session.systemctl("reset-failed", unit)?;
     Ok(format!(
-        "{unit} had hit its start limit (StartLimitBurst); ran `systemctl reset-failed`; "
+        "{unit} had hit its start limit (StartLimitBurst, {} restarts); ran `systemctl reset-failed`; ",
+        state.n_restarts
     ))
 }
 

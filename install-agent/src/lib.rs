@@ -5,12 +5,17 @@
 //!
 //! * `plan` shows the detected host, the chosen package and the steps;
 //!   unsupported hosts (immutable OSes, no package manager, no package for
-//!   the OS/arch) get `status: "unsupported"` with the reason.
+//!   the OS/arch) get `status: "unsupported"` with the reason; a profile
+//!   still holding placeholders (all-zero sha256, package file not in the
+//!   image, required credential missing) gets `status: "not_configured"`
+//!   naming the chart values and profile fields to set ([`configured`]).
 //! * `install` converges: it compares package version, config digest and
 //!   unit state with the profile and acts only on drift (install, upgrade,
 //!   reconfigure, restart); a converged host is left alone and the report
 //!   says so.
-//! * `status` is a readiness probe: exit 0 healthy, 1 not.
+//! * `status` is a readiness probe: exit 0 healthy, 1 not, 8 not
+//!   configured; it reports installed, active, activated and registered
+//!   apart.
 //! * `uninstall` removes what nodeguard installed (ownership marker), or
 //!   anything with `--adopt`.
 //!

@@ -138,7 +138,7 @@ pub fn unit_state(exec: &dyn HostExec, unit: &str) -> Result<UnitState> {
         &[
             SYSTEMCTL_BIN,
             "show",
-            "--property=LoadState,UnitFileState,ActiveState,Result",
+            "--property=LoadState,UnitFileState,ActiveState,Result,NRestarts,StartLimitBurst",
             "--",
             unit,
         ],
@@ -166,6 +166,8 @@ pub fn parse_systemctl_show(text: &str) -> UnitState {
                 "UnitFileState" => state.unit_file_state = value,
                 "ActiveState" => state.active_state = value,
                 "Result" => state.result = value,
+                "NRestarts" => state.n_restarts = value.parse().unwrap_or(0),
+                "StartLimitBurst" => state.start_limit_burst = value.parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -214,5 +216,14 @@ mod tests {
             "LoadState=loaded\nUnitFileState=enabled\nActiveState=failed\nResult=start-limit-hit\n",
         );
         assert!(s.start_limit_hit() && !s.active());
+        // Automatic restarts that trip the limit keep the last failure's result.
+        let s = parse_systemctl_show(
+            "ActiveState=failed\nResult=exit-code\nNRestarts=5\nStartLimitBurst=5\n",
+        );
+        assert!(s.start_limit_hit());
+        let s = parse_systemctl_show(
+            "ActiveState=failed\nResult=exit-code\nNRestarts=1\nStartLimitBurst=5\n",
+        );
+        assert!(!s.start_limit_hit());
     }
 }

@@ -12,6 +12,8 @@ use crate::harness;
 /// The agent: records its environment (to prove host commands get a clean
 /// one) and writes a heartbeat once its config holds a token.
 const AGENT: &str = r#"#!/bin/sh
+# Crash at once on demand, to drive the unit into its start limit.
+if [ -e /etc/tinyagent-crash ]; then exit 1; fi
 mkdir -p /var/lib/tinyagent
 env > /var/lib/tinyagent/agent-env
 while :; do

@@ -357,3 +357,70 @@ fn shipped_qualys_profile_with_a_packages_file_and_upper_case_secret_keys() {
     assert_eq!(r.json()["status"], "converged");
     finish(&mut t, &node);
 }
+
+/// An agent that crashed until systemd gave up (`StartLimitBurst`) is
+/// reset and started by the next run, which says so.
+#[test]
+fn a_unit_that_hit_its_start_limit_is_reset_and_started() {
+    skip_unless_root!("boots a systemd node with systemd-nspawn on an overlay mount");
+    let rootfs = match rootfs() {
+        Ok(r) => r,
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let _slot = node_slot();
+    let dir = TestDir::new("ia-e2e-start-limit");
+    let mut t = Transcript::default();
+    let (profile, creds) = deb_from_path(&dir);
+    let node = Node::boot("startlimit", &rootfs, |_| {});
+    t.run("install", &mut ia(&node, "install", &profile, &creds, &[]))
+        .assert_code(0);
+    // Crash loop: Restart=always restarts it until the start limit trips
+    // (a small, explicit limit so the test does not depend on defaults).
+    fs::create_dir_all(node.path("/etc/systemd/system/tinyagent.service.d")).unwrap();
+    fs::write(
+        node.path("/etc/systemd/system/tinyagent.service.d/limit.conf"),
+        "[Unit]\nStartLimitIntervalSec=60\nStartLimitBurst=3\n[Service]\nRestartSec=100ms\n",
+    )
+    .unwrap();
+    fs::write(node.path("/etc/tinyagent-crash"), "").unwrap();
+    node.sh("systemctl daemon-reload; systemctl restart tinyagent");
+    // systemd gives up: failed, restarts at the burst. (No manual start
+    // here: a refused one would set Result=start-limit-hit, while the
+    // field's case, automatic restarts, keeps Result=exit-code.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, show) = node.sh(
+            "systemctl show --property=ActiveState,NRestarts,Result,SubState tinyagent; journalctl -u tinyagent --no-pager | grep -c 'repeated too quickly'",
+        );
+        if show.contains("ActiveState=failed") && show.trim_end().ends_with('1') {
+            assert!(show.contains("Result=exit-code"), "{show}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never hit the start limit:\n{show}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fs::remove_file(node.path("/etc/tinyagent-crash")).unwrap();
+
+    let r = t.run(
+        "after crash loop",
+        &mut ia(&node, "install", &profile, &creds, &[]),
+    );
+    r.assert_code(0);
+    let j = r.json();
+    let start = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "start")
+        .unwrap_or_else(|| panic!("no start step: {}", r.stdout));
+    let detail = start["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("StartLimitBurst") && detail.contains("reset-failed"),
+        "{detail}"
+    );
+    assert_service_active(&node);
+    finish(&mut t, &node);
+}
