@@ -5,6 +5,8 @@
 mod agent_pkg;
 mod e2e;
 mod node;
+mod standin;
+mod vendors;
 
 use std::fs;
 use std::path::Path;
