@@ -204,10 +204,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{text:?}: expected a size like 4GiB or 500MB"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
+        // Kubernetes' quantity spellings (2Gi) too, as the chart's values use them.
+        "k" | "ki" | "kib" => 1 << 10,
+        "m" | "mi" | "mib" => 1 << 20,
+        "g" | "gi" | "gib" => 1 << 30,
+        "t" | "ti" | "tib" => 1 << 40,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
@@ -269,6 +270,8 @@ mod tests {
         assert_eq!(parse_size("1234"), Ok(1234));
         assert_eq!(parse_size("4GiB"), Ok(4 << 30));
         assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("2Gi"), Ok(2 << 30), "the chart's Kubernetes spelling");
+        assert_eq!(parse_size("512Mi"), Ok(512 << 20));
         assert_eq!(parse_size("500MB"), Ok(500_000_000));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());

@@ -313,6 +313,34 @@ def check_host_paths(c, scen, values, docs):
                     f"{scen}: bench-node reads every layout through one read-only mount of the host root")
 
 
+def _bytes(quantity):
+    """A Kubernetes quantity or scan-images size ("3Gi", "2GiB", "500MB") in bytes."""
+    m = re.fullmatch(r"([0-9]+)\s*([KMGT]?)(i?)B?", str(quantity).strip())
+    if not m:
+        raise ValueError(f"not a size: {quantity!r}")
+    n, unit, binary = int(m[1]), m[2], m[3]
+    power = " KMGT".index(unit or " ")
+    return n * ((1024 if binary else 1000) ** power)
+
+
+def check_scan_scratch(c, scen, docs):
+    """Trivy exports each image into the scan pod's /tmp (docs/scan-images.md:
+    about the image's compressed size), so /tmp must hold the largest image
+    scan-images will scan plus 1Gi, or the kubelet evicts the pod mid-scan."""
+    for d in docs:
+        if d["kind"] != "DaemonSet" or not d["metadata"]["name"].endswith("-scan-images"):
+            continue
+        spec = d["spec"]["template"]["spec"]
+        tmp = next((v for v in spec.get("volumes", []) if v["name"] == "tmp"), None)
+        env = {e["name"]: e.get("value") for ctr in containers(spec) for e in ctr.get("env", [])}
+        cap = env.get("NODEGUARD_MAX_IMAGE_SIZE")
+        if not c.check(tmp is not None and cap, f"{scen}: scan-images has a /tmp volume and a --max-image-size"):
+            continue
+        limit = tmp["emptyDir"].get("sizeLimit")
+        c.check(limit is not None and _bytes(limit) >= _bytes(cap) + (1 << 30),
+                f"{scen}: scan-images /tmp sizeLimit {limit} >= max image size {cap} + 1Gi")
+
+
 def check_namespaces(c, scen, values, docs, release):
     ns = release["namespace"]
     for d in docs:
@@ -711,6 +739,7 @@ def main():
             check_lsm(c, scen, values, vdocs, int(version.split(".")[1]))
         check_privileges(c, scen, values, docs)
         check_host_paths(c, scen, values, docs)
+        check_scan_scratch(c, scen, docs)
         check_namespaces(c, scen, values, docs, release)
         check_scenario_specifics(c, scen, values, docs)
         if (values.get("openshift") or {}).get("enabled"):

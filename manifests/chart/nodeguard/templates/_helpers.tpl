@@ -301,7 +301,9 @@ tolerations:
 {{- define "nodeguard.commonVolumes" -}}
 - name: tmp
   emptyDir:
-    sizeLimit: 1Gi
+    {{- /* scan-images: Trivy exports each image into TMPDIR (about its
+    compressed size; docs/scan-images.md), so its /tmp is sized apart. */}}
+    sizeLimit: {{ if eq .component "scan-images" }}{{ .ctx.Values.scanImages.tmpSizeLimit }}{{ else }}1Gi{{ end }}
 - name: state
   emptyDir:
     medium: Memory
