@@ -212,7 +212,8 @@ impl Policy {
     }
 
     pub fn parse(text: &str, source: &str) -> Result<Policy, String> {
-        let cfg: ConfigFile = toml::from_str(text).map_err(|e| format!("{source}: {e}"))?;
+        let cfg: ConfigFile =
+            nodeguard_common::input::parse_toml(text, source).map_err(|e| format!("{e:#}"))?;
         let mut groups: BTreeMap<String, AttrSet> = BTreeMap::new();
         for (name, expr) in &cfg.groups {
             let known = groups.clone();
