@@ -9,7 +9,7 @@
 use crate::compare::diff;
 use crate::entry::{is_within, Entry};
 use crate::hash::{hash_entry, hash_prefix, stat_beneath, BUF_SIZE};
-use crate::policy::{Inherit, Policy};
+use crate::policy::{ancestors, Inherit, Policy};
 use crate::report::{Change, EntryError, Kind};
 use crate::scan::Source;
 use crate::walk::{entry_from, read_links_and_xattrs, Scope};
@@ -38,23 +38,12 @@ pub enum Examined {
 /// descend. `None` when the walk would not record `path`.
 pub fn select(policy: &Policy, scope: &Scope, path: &[u8], is_dir: bool) -> Option<usize> {
     let mut inherit = Inherit::default();
-    let mut at = 0;
-    // Every proper ancestor, `/` first.
-    loop {
-        let ancestor: &[u8] = if at == 0 { b"/" } else { path.get(..at)? };
-        if ancestor == path {
-            break;
-        }
-        let d = policy.decide(ancestor, true, inherit);
-        if !(d.descend && (scope.contains(ancestor) || scope.leads_to(ancestor))) {
+    for a in ancestors(path) {
+        let d = policy.decide(a, true, inherit);
+        if !(d.descend && (scope.contains(a) || scope.leads_to(a))) {
             return None;
         }
         inherit = d.inherit;
-        let rest = path.get(at + 1..)?;
-        match rest.iter().position(|&c| c == b'/') {
-            Some(i) => at += 1 + i,
-            None => break,
-        }
     }
     let d = policy.decide(path, is_dir, inherit);
     d.record.filter(|_| scope.contains(path))
@@ -185,7 +174,8 @@ pub fn may_select(policy: &Policy, path: &[u8]) -> bool {
     policy
         .rules
         .iter()
-        .any(|r| is_within(path, &r.matcher.base) || is_within(&r.matcher.base, path))
+        .flat_map(|r| &r.matcher.bases)
+        .any(|b| is_within(path, b) || is_within(b, path))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod judge;
 pub mod merge;
 pub mod policy;
 pub mod report;
+pub mod roots;
 pub mod scan;
 pub mod throttle;
 pub mod walk;
