@@ -107,13 +107,16 @@ pub fn sha256_reader(
         if want == 0 {
             break;
         }
-        let n = match r.read(&mut buf[..want]) {
+        let Some(chunk) = buf.get_mut(..want) else {
+            break;
+        };
+        let n = match r.read(chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        h.update(&buf[..n]);
+        h.update(chunk.get(..n).unwrap_or_default());
         total += n as u64;
         if let Some(rate) = rate {
             rate.consume(n as u64);

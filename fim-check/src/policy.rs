@@ -209,10 +209,10 @@ fn literal_base(pat: &str, meta: &str) -> Result<Vec<u8>, String> {
         ));
     }
     let lit = match pat.find(|c| meta.contains(c)) {
-        Some(i) => &pat[..i],
+        Some(i) => pat.get(..i).unwrap_or_default(),
         None => pat,
     };
-    let dir = &lit[..lit.rfind('/').unwrap_or(0)];
+    let dir = lit.get(..lit.rfind('/').unwrap_or(0)).unwrap_or_default();
     normalize(if dir.is_empty() { "/" } else { dir })
 }
 
@@ -308,13 +308,9 @@ impl Policy {
     }
 
     fn better(&self, path: &[u8], a: Option<usize>, b: usize) -> usize {
+        let key = |i: usize| self.rules.get(i).map_or(0, |r| r.matcher.specificity(path));
         match a {
-            Some(a)
-                if (self.rules[a].matcher.specificity(path), a)
-                    > (self.rules[b].matcher.specificity(path), b) =>
-            {
-                a
-            }
+            Some(a) if (key(a), a) > (key(b), b) => a,
             _ => b,
         }
     }
@@ -591,6 +587,46 @@ mod tests {
         let v: Vec<&[u8]> = ancestors(b"/a/b/c").collect();
         assert_eq!(v, [&b"/"[..], b"/a", b"/a/b"]);
         assert_eq!(ancestors(b"/").count(), 0);
+    }
+
+    fn rule_with(kind: &str, pattern: &str) -> String {
+        let quoted = serde_json::to_string(pattern).expect("json string");
+        format!("[[rule]]\n{kind} = {quoted}\nattributes = \"content\"\n")
+    }
+
+    proptest::proptest! {
+        /// Any pattern text parses or is refused with one line; matching
+        /// and selection never panic.
+        #[test]
+        fn arbitrary_patterns_never_panic(
+            body in "[/a-z{},*?\\[\\]()|^$.+\\\\-]{0,300}",
+            any in ".{0,80}",
+        ) {
+            for pat in [format!("/{body}"), any.clone(), body.clone()] {
+                for kind in ["glob", "regex", "path"] {
+                    match Policy::parse(&rule_with(kind, &pat), "t") {
+                        Ok(p) => {
+                            let _ = p.selects_within(b"/a/b");
+                            let _ = p.decide(b"/a", true, Inherit::default());
+                            let _ = p.coverage();
+                        }
+                        Err(e) => proptest::prop_assert!(!e.contains('\n'), "{e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deep_brace_nesting_is_refused() {
+        let g = format!("/{}b{}", "{a,".repeat(150), "}".repeat(150));
+        let e = Policy::parse(&rule_with("glob", &g), "t").unwrap_err();
+        assert!(
+            e.contains("rule #1") && e.contains("nests braces 150 deep"),
+            "{e}"
+        );
+        let ok = format!("/{}b{}", "{a,".repeat(8), "}".repeat(8));
+        assert!(Policy::parse(&rule_with("glob", &ok), "t").is_ok());
     }
 
     #[test]

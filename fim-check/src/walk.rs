@@ -170,7 +170,7 @@ impl<'p> Walker<'p> {
                 self.it.skip_current_dir();
             }
         }
-        let rule = &self.policy.rules[record?];
+        let rule = self.policy.rules.get(record?)?;
         let entry = entry_from(path, &md, rule.attrs, rule.recursive)?;
         Some(Item::Entry {
             entry,
