@@ -35,7 +35,10 @@ pub enum Examined {
 /// The rule that records `path` and whether its directory would be
 /// descended into, found like the walk does: deciding every ancestor from
 /// `/` down, inheriting recursive rules, stopping where the walk would not
-/// descend. `None` when the walk would not record `path`.
+/// descend. `None` when the walk would not record `path`. It does not see
+/// mount points: with `one_file_system` the walk also stops at another
+/// file system, so a watcher should only watch directories the walk
+/// entered.
 pub fn select(policy: &Policy, scope: &Scope, path: &[u8], is_dir: bool) -> Option<usize> {
     let mut inherit = Inherit::default();
     for a in ancestors(path) {

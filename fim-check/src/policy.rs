@@ -617,6 +617,24 @@ mod tests {
         }
     }
 
+    /// Every alternative of a regex counts, for rules and for excludes.
+    #[test]
+    fn regex_alternatives_select_and_exclude_everywhere() {
+        let p = Policy::parse(
+            "[[rule]]\nregex = '/usr/bin/tool|/etc/passwd'\nattributes = \"content\"\n\
+             [[rule]]\npath = \"/var\"\nattributes = \"perms\"\n\
+             [[exclude]]\nregex = '/var/a|/var/b/c'\n",
+            "t",
+        )
+        .expect("policy");
+        assert!(rec(&p, "/etc/passwd", &["/", "/etc"]).is_some());
+        assert!(rec(&p, "/usr/bin/tool", &["/", "/usr", "/usr/bin"]).is_some());
+        assert!(rec(&p, "/etc/shadow", &["/", "/etc"]).is_none());
+        assert!(p.decide(b"/etc", true, Inherit::default()).descend);
+        assert!(p.is_excluded(b"/var/a") && p.is_excluded(b"/var/b/c"));
+        assert!(!p.is_excluded(b"/var/b"));
+    }
+
     #[test]
     fn deep_brace_nesting_is_refused() {
         let g = format!("/{}b{}", "{a,".repeat(150), "}".repeat(150));
