@@ -17,8 +17,8 @@ use nodeguard_common::input::{
     read_regular_file, read_regular_file_to_string, CONFIG_MAX_BYTES, SECRET_MAX_BYTES,
 };
 use nodeguard_common::report::{rfc3339, RunContext};
-use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -40,8 +40,13 @@ pub(crate) struct Setup {
 /// and sets priorities and the thread pool.
 pub(crate) fn setup(a: &ScanArgs) -> Result<Setup> {
     let host = a.common.open_host_root()?;
+    // O_DIRECTORY: a host root swapped for a FIFO after the check above
+    // must fail, not block.
     let root_fd = OwnedFd::from(
-        File::open(host.path())
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(host.path())
             .with_context(|| format!("cannot open --host-root {}", host.path().display()))?,
     );
     let mut policy = read_policy(a.config.as_deref())?;
