@@ -1,5 +1,18 @@
 //! Command-line arguments (every flag also reads a `NODEGUARD_*` variable).
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nodeguard_common::cli::CommonArgs;
 use nodeguard_common::exit;
@@ -33,6 +46,9 @@ NODEGUARD_BASELINE, NODEGUARD_CONFIG, NODEGUARD_KEY_FILE, NODEGUARD_PATH,
 NODEGUARD_FORMAT, NODEGUARD_PRETTY, NODEGUARD_METRICS_FILE, NODEGUARD_NODE_NAME,
 NODEGUARD_MAX_READ_RATE, NODEGUARD_NICE, NODEGUARD_NO_IO_IDLE, NODEGUARD_THREADS,
 NODEGUARD_FAIL_ON, NODEGUARD_FORCE (see each command's --help).";
+
+/// The most hashing threads `--threads` accepts.
+pub const MAX_THREADS: u64 = 256;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,7 +120,8 @@ pub struct ScanArgs {
     )]
     pub paths: Vec<String>,
 
-    /// Cap on content read, in MB/s across all threads (0: unlimited).
+    /// Cap on content read, in MB/s across all threads (0: unlimited;
+    /// otherwise 0.001 to 1000000).
     #[arg(
         long,
         env = "NODEGUARD_MAX_READ_RATE",
@@ -121,8 +138,8 @@ pub struct ScanArgs {
     #[arg(long, env = "NODEGUARD_NO_IO_IDLE")]
     pub no_io_idle: bool,
 
-    /// Hashing threads (default: all CPUs).
-    #[arg(long, env = "NODEGUARD_THREADS")]
+    /// Hashing threads, 1 to 256 (default: all CPUs).
+    #[arg(long, env = "NODEGUARD_THREADS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS))]
     pub threads: Option<usize>,
 
     /// When to exit 1.

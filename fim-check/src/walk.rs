@@ -3,6 +3,19 @@
 //! leaving the host root, and (with `one_file_system`) not crossing mount
 //! points except at a directory a rule names.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use crate::attrs::{Attr, AttrSet};
 use crate::entry::{is_within, Entry, FileType, Timestamp};
 use crate::policy::{Inherit, Policy};
@@ -40,7 +53,7 @@ impl Scope {
         self.limits.is_empty() || self.limits.iter().any(|l| is_within(path, l))
     }
     /// Whether a limit lies strictly below `dir`.
-    fn leads_to(&self, dir: &[u8]) -> bool {
+    pub fn leads_to(&self, dir: &[u8]) -> bool {
         self.limits
             .iter()
             .any(|l| is_within(l, dir) && l.as_slice() != dir)
@@ -170,7 +183,7 @@ impl<'p> Walker<'p> {
                 self.it.skip_current_dir();
             }
         }
-        let rule = &self.policy.rules[record?];
+        let rule = self.policy.rules.get(record?)?;
         let entry = entry_from(path, &md, rule.attrs, rule.recursive)?;
         Some(Item::Entry {
             entry,
@@ -190,7 +203,7 @@ fn lstat_error(err: &walkdir::Error) -> String {
 
 /// An entry with every field of the lstat result (only those in `attrs`
 /// are stored and compared).
-fn entry_from(
+pub fn entry_from(
     path: Vec<u8>,
     md: &std::fs::Metadata,
     attrs: AttrSet,
