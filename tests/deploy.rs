@@ -127,10 +127,6 @@ fn chart_sets_only_variables_the_tools_read() {
             .collect();
         assert!(!vars.is_empty(), "{component}: no tool variables found");
         let help = run(Command::new(crate::harness::bin(tool)).args(*help_args));
-        if help.stderr.contains("not implemented yet") {
-            eprintln!("SKIPPED: {tool} is not implemented in this checkout");
-            continue;
-        }
         help.assert_code(0);
         for var in vars {
             assert!(
@@ -235,10 +231,6 @@ for key, value in cm["data"].items():
         .env("NODEGUARD_CREDENTIALS_DIR", dir.join("credentials"))
         .env("NODEGUARD_PACKAGES_FILE", dir.join("packages.toml"))
         .env("NODEGUARD_CA_BUNDLE", dir.join("ca.crt")));
-    if plan.stderr.contains("not implemented yet") || plan.stderr.contains("unexpected argument") {
-        eprintln!("SKIPPED: install-agent in this checkout has no --packages-file");
-        return;
-    }
     plan.assert_code(0);
     let report: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON report");
     assert_eq!(report["status"], "planned", "{}", plan.stdout);
