@@ -2,7 +2,7 @@
 //! the scan, and emitting the report and metrics.
 
 use crate::baseline::{BaselineError, Header, Reader, Writer, FORMAT_VERSION, MIN_KEY_LEN};
-use crate::cli::{Cli, Command, FailOn, InitArgs, ScanArgs, ShowArgs};
+use crate::cli::{Cli, Command, FailOn, InitArgs, ScanArgs, ShowArgs, WatchArgs};
 use crate::compare::attr_value;
 use crate::entry::display_path;
 use crate::merge::{MergeError, Merger};
@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let metrics_file = match &cli.command {
         Command::Init(a) => a.scan.common.metrics_file.clone(),
         Command::Check(a) | Command::Update(a) => a.common.metrics_file.clone(),
+        Command::Watch(a) => a.scan.common.metrics_file.clone(),
         Command::Show(_) | Command::DefaultConfig => None,
     };
     let result = dispatch(cli);
@@ -49,6 +50,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Check(a) => check_or_update(&a, false),
         Command::Update(a) => check_or_update(&a, true),
         Command::Show(a) => show(&a),
+        Command::Watch(a) => watch(&a),
         Command::DefaultConfig => {
             std::io::stdout().write_all(DEFAULT_POLICY.as_bytes())?;
             Ok(SUCCESS)
@@ -519,4 +521,37 @@ fn entry_json(e: &crate::entry::Entry) -> serde_json::Value {
         "recursive": e.recursive,
         "attributes": attrs,
     })
+}
+
+/// `watch`: signals are blocked before `setup` starts the thread pool, so
+/// SIGTERM/SIGINT reach the watcher's signalfd in every thread. The
+/// baseline is verified and bound to this node and policy before anything
+/// is watched (exit 3/4 as for `check`).
+fn watch(a: &WatchArgs) -> Result<u8> {
+    let stop = crate::watch::Stop::on_signals()?;
+    let mut s = setup(&a.scan)?;
+    let path = &a.scan.baseline;
+    let baseline = crate::watch::state::Baseline::load(path, s.key.as_deref())
+        .map_err(|e| baseline_error(path, e))?;
+    if let Some(h) = &baseline.header {
+        check_binding(path, h, &s)?;
+        if s.scope.limits.is_empty() {
+            s.scope.limits = h.limits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        }
+    }
+    let source = crate::watch::open_backend(a.backend, &s.root_fd)?;
+    let cfg = crate::watch::Config {
+        root: s.host.path().to_path_buf(),
+        root_fd: s.root_fd,
+        policy: s.policy,
+        scope: s.scope,
+        baseline_path: path.clone(),
+        key: s.key,
+        metrics_file: a.scan.common.metrics_file.clone(),
+        full_check_interval: (a.full_check_interval > 0)
+            .then(|| std::time::Duration::from_secs(a.full_check_interval)),
+    };
+    let out = Box::new(std::io::stdout());
+    crate::watch::Watcher::new(cfg, baseline, source, out, s.ctx, stop).run()?;
+    Ok(SUCCESS)
 }

@@ -19,6 +19,7 @@ pub mod report;
 pub mod scan;
 pub mod throttle;
 pub mod walk;
+pub mod watch;
 
 pub use commands::run;
 

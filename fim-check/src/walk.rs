@@ -190,7 +190,7 @@ fn lstat_error(err: &walkdir::Error) -> String {
 
 /// An entry with every field of the lstat result (only those in `attrs`
 /// are stored and compared).
-fn entry_from(
+pub(crate) fn entry_from(
     path: Vec<u8>,
     md: &std::fs::Metadata,
     attrs: AttrSet,
