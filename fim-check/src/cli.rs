@@ -67,7 +67,12 @@ pub struct WatchArgs {
 
     /// Also run a full check this often, in seconds (0: only at start and
     /// after lost events).
-    #[arg(long, env = "NODEGUARD_FULL_CHECK_INTERVAL", value_name = "SECONDS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "NODEGUARD_FULL_CHECK_INTERVAL",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
     pub full_check_interval: u64,
 }
 

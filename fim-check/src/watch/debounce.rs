@@ -87,7 +87,9 @@ mod tests {
             d.touch(b"/etc/f", t0 + Duration::from_millis(i), WRITING);
         }
         let last = t0 + Duration::from_millis(99);
-        assert!(d.take_due(last + WRITING - Duration::from_millis(1)).is_empty());
+        assert!(d
+            .take_due(last + WRITING - Duration::from_millis(1))
+            .is_empty());
         assert_eq!(d.take_due(last + WRITING), vec![b"/etc/f".to_vec()]);
         assert!(d.is_empty() && d.next_due().is_none());
     }

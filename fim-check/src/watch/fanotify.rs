@@ -86,25 +86,37 @@ impl FanotifySource {
     /// kernel predates FAN_REPORT_DFID_NAME (5.9), and a handle of the host
     /// root that cannot be opened = no CAP_DAC_READ_SEARCH.
     pub fn new(root_fd: &OwnedFd) -> Result<FanotifySource, String> {
-        let flags = libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK | libc::FAN_REPORT_DFID_NAME;
+        let flags = libc::FAN_CLASS_NOTIF
+            | libc::FAN_CLOEXEC
+            | libc::FAN_NONBLOCK
+            | libc::FAN_REPORT_DFID_NAME;
         // SAFETY: plain syscall; the fd is owned below.
-        let fd = unsafe { libc::fanotify_init(flags, (libc::O_RDONLY | libc::O_LARGEFILE) as libc::c_uint) };
+        let fd = unsafe {
+            libc::fanotify_init(flags, (libc::O_RDONLY | libc::O_LARGEFILE) as libc::c_uint)
+        };
         if fd < 0 {
             let e = errno();
             return Err(match e.raw_os_error() {
                 Some(libc::EPERM) => "fanotify needs CAP_SYS_ADMIN".to_string(),
-                Some(libc::EINVAL) => "this kernel has no FAN_REPORT_DFID_NAME (fanotify needs Linux 5.9+)".to_string(),
+                Some(libc::EINVAL) => {
+                    "this kernel has no FAN_REPORT_DFID_NAME (fanotify needs Linux 5.9+)"
+                        .to_string()
+                }
                 Some(libc::ENOSYS) => "this kernel has no fanotify".to_string(),
                 _ => format!("fanotify_init failed: {e}"),
             });
         }
         // SAFETY: fd was just created.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let root_prefix = readlink_fd(root_fd.as_fd()).map_err(|e| format!("cannot resolve the host root: {e}"))?;
+        let root_prefix = readlink_fd(root_fd.as_fd())
+            .map_err(|e| format!("cannot resolve the host root: {e}"))?;
         // Handles must be resolvable: try the host root's own.
-        let (handle, _) = name_to_handle(root_fd.as_fd()).map_err(|e| format!("file handles unsupported on the host root: {e}"))?;
+        let (handle, _) = name_to_handle(root_fd.as_fd())
+            .map_err(|e| format!("file handles unsupported on the host root: {e}"))?;
         open_handle(root_fd.as_fd(), &handle).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) => "resolving fanotify file handles needs CAP_DAC_READ_SEARCH".to_string(),
+            Some(libc::EPERM) => {
+                "resolving fanotify file handles needs CAP_DAC_READ_SEARCH".to_string()
+            }
             _ => format!("cannot open a file handle: {e}"),
         })?;
         Ok(FanotifySource {
@@ -162,7 +174,11 @@ fn open_handle(mount: BorrowedFd<'_>, handle: &[u8]) -> io::Result<OwnedFd> {
     let mut aligned = vec![0u32; handle.len().div_ceil(4)];
     // SAFETY: aligned has at least handle.len() bytes.
     unsafe {
-        std::ptr::copy_nonoverlapping(handle.as_ptr(), aligned.as_mut_ptr().cast::<u8>(), handle.len());
+        std::ptr::copy_nonoverlapping(
+            handle.as_ptr(),
+            aligned.as_mut_ptr().cast::<u8>(),
+            handle.len(),
+        );
     }
     // SAFETY: aligned holds a complete file_handle.
     let fd = unsafe {
@@ -180,7 +196,10 @@ fn open_handle(mount: BorrowedFd<'_>, handle: &[u8]) -> io::Result<OwnedFd> {
 }
 
 fn what(mask: u64) -> What {
-    if mask & (libc::FAN_DELETE | libc::FAN_MOVED_FROM | libc::FAN_DELETE_SELF | libc::FAN_MOVE_SELF) != 0 {
+    if mask
+        & (libc::FAN_DELETE | libc::FAN_MOVED_FROM | libc::FAN_DELETE_SELF | libc::FAN_MOVE_SELF)
+        != 0
+    {
         What::Gone
     } else if mask & (libc::FAN_CREATE | libc::FAN_MOVED_TO) != 0 {
         What::Appeared
@@ -244,7 +263,13 @@ impl EventSource for FanotifySource {
     fn read(&mut self, out: &mut Vec<Item>) -> io::Result<()> {
         loop {
             // SAFETY: buf is writable for its length.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len()) };
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                )
+            };
             if n < 0 {
                 let e = errno();
                 return match e.raw_os_error() {
@@ -275,7 +300,10 @@ impl EventSource for FanotifySource {
                 }
                 if meta.mask & libc::FAN_Q_OVERFLOW != 0 {
                     out.push(Item::Overflow);
-                } else if let Some(item) = self.parse(&self.buf[off + meta.metadata_len as usize..off + len], meta.mask) {
+                } else if let Some(item) = self.parse(
+                    &self.buf[off + meta.metadata_len as usize..off + len],
+                    meta.mask,
+                ) {
                     out.push(item);
                 }
                 off += len;
@@ -296,7 +324,10 @@ impl FanotifySource {
             let rec = &info[..len];
             info = &info[len..];
             let named = kind == libc::FAN_EVENT_INFO_TYPE_DFID_NAME;
-            if !(named || kind == libc::FAN_EVENT_INFO_TYPE_DFID || kind == libc::FAN_EVENT_INFO_TYPE_FID) {
+            if !(named
+                || kind == libc::FAN_EVENT_INFO_TYPE_DFID
+                || kind == libc::FAN_EVENT_INFO_TYPE_FID)
+            {
                 continue;
             }
             // header(4) fsid(8) file_handle{handle_bytes u32, type i32, bytes} [name\0]

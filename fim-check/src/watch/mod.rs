@@ -254,9 +254,12 @@ impl Watcher {
         let path = self.cfg.baseline_path.clone();
         // The identity first: a replacement while we read is seen next poll.
         let id = file_id(&path);
-        let b = Baseline::load(&path, self.cfg.key.as_deref()).map_err(|e| baseline_error(&path, e))?;
+        let b =
+            Baseline::load(&path, self.cfg.key.as_deref()).map_err(|e| baseline_error(&path, e))?;
         if let (Some(old), Some(new)) = (&self.baseline.header, &b.header) {
-            if (&old.node, &old.config_digest, &old.limits) != (&new.node, &new.config_digest, &new.limits) {
+            if (&old.node, &old.config_digest, &old.limits)
+                != (&new.node, &new.config_digest, &new.limits)
+            {
                 return Err(baseline_error(
                     &path,
                     BaselineError::Mismatch(format!(
@@ -273,13 +276,28 @@ impl Watcher {
 
     /// The whole run: verify, watch, full check, then events until stopped.
     pub fn run(&mut self) -> Result<()> {
+        if self.start()? == Flow::Stopped {
+            return Ok(());
+        }
+        while self.step(None)? == Flow::Go {}
+        self.write_metrics(true);
+        Ok(())
+    }
+
+    /// Notices about the baseline, the watches, the first full check and
+    /// the `watching` record.
+    fn start(&mut self) -> Result<Flow> {
         if self.baseline.unverified {
-            self.notice("baseline_unverified", None, "the baseline carries an HMAC but no --key-file was given: it was NOT verified")?;
+            self.notice(
+                "baseline_unverified",
+                None,
+                "the baseline carries an HMAC but no --key-file was given: it was NOT verified",
+            )?;
         } else if self.cfg.key.is_none() {
             self.notice("baseline_unauthenticated", None, "the baseline is not authenticated (no --key-file): whoever can write it can hide changes")?;
         }
         if self.full_check("start")? == Flow::Stopped {
-            return Ok(());
+            return Ok(Flow::Stopped);
         }
         self.out.write(
             "watching",
@@ -291,9 +309,7 @@ impl Watcher {
                 "baseline_entries": self.baseline.len(),
             }),
         )?;
-        while self.step(None)? == Flow::Go {}
-        self.write_metrics(true);
-        Ok(())
+        Ok(Flow::Go)
     }
 
     /// One turn of the loop: wait (at most `max_wait`, and never past the
@@ -380,7 +396,10 @@ impl Watcher {
             self.notice(
                 "unwatchable",
                 None,
-                &format!("reading {} events failed: {e}; running a full check", self.source.name()),
+                &format!(
+                    "reading {} events failed: {e}; running a full check",
+                    self.source.name()
+                ),
             )?;
             self.full_check_needed = Some("event source error".into());
         }
@@ -399,13 +418,20 @@ impl Watcher {
                     self.notice(
                         "queue_overflow",
                         None,
-                        &format!("the {} event queue overflowed: events were lost; running a full check", self.source.name()),
+                        &format!(
+                            "the {} event queue overflowed: events were lost; running a full check",
+                            self.source.name()
+                        ),
                     )?;
                 }
                 self.full_check_needed = Some("queue overflow".into());
             }
             Item::Lost { path, message } => {
-                self.notice("unwatchable", Some(&path), &format!("{message}; running a full check"))?;
+                self.notice(
+                    "unwatchable",
+                    Some(&path),
+                    &format!("{message}; running a full check"),
+                )?;
                 self.full_check_needed = Some("unwatchable directory".into());
             }
             Item::Path { path, what, is_dir } => {
@@ -460,12 +486,17 @@ impl Watcher {
                         Some(path),
                         &format!("{m}: this directory and others are not watched; they are covered by full checks only (raise the limit)"),
                     )?;
-                    self.full_check_needed.get_or_insert_with(|| "watch limit".into());
+                    self.full_check_needed
+                        .get_or_insert_with(|| "watch limit".into());
                 }
             }
             Err(WatchError::Other(m)) => {
                 if self.unwatched.insert(path.to_vec()) {
-                    self.notice("unwatchable", Some(path), &format!("cannot watch: {m}; covered by full checks only"))?;
+                    self.notice(
+                        "unwatchable",
+                        Some(path),
+                        &format!("cannot watch: {m}; covered by full checks only"),
+                    )?;
                 }
             }
         }
@@ -529,7 +560,12 @@ impl Watcher {
             self.source.unwatch_dir(&d);
             self.dirs.remove(&d);
         }
-        for p in self.baseline.below(path).into_iter().chain(self.reported.below(path)) {
+        for p in self
+            .baseline
+            .below(path)
+            .into_iter()
+            .chain(self.reported.below(path))
+        {
             self.debounce.touch(&p, now, SETTLED);
         }
     }
@@ -592,7 +628,8 @@ impl Watcher {
         };
         let root_fd = &self.cfg.root_fd;
         let found = change_of(old.as_ref(), new.as_ref(), &mut |len| {
-            hash_prefix(root_fd, path, len).map_err(|e| format!("cannot re-read the grown file: {e}"))
+            hash_prefix(root_fd, path, len)
+                .map_err(|e| format!("cannot re-read the grown file: {e}"))
         });
         match found {
             Ok(found) => self.settle(path, found)?,
@@ -603,6 +640,15 @@ impl Watcher {
 
     /// Records the current state of `path`; writes the change if it is new.
     fn settle(&mut self, path: &[u8], found: Option<Found>) -> Result<()> {
+        if found.is_none() {
+            if let Some(was) = self.reported.restore(path) {
+                self.out
+                    .restored(path, &was)
+                    .context("cannot write to stdout")?;
+                self.metrics_dirty = true;
+            }
+            return Ok(());
+        }
         let report = found.clone();
         if self.reported.update(path, found) {
             if let Some(f) = &report {
@@ -618,7 +664,9 @@ impl Watcher {
     fn entry_error(&mut self, path: &[u8], message: &str) -> Result<()> {
         if self.errors.get(path).map(String::as_str) != Some(message) {
             self.errors.insert(path.to_vec(), message.to_string());
-            self.out.error(path, message).context("cannot write to stdout")?;
+            self.out
+                .error(path, message)
+                .context("cannot write to stdout")?;
         }
         Ok(())
     }
@@ -636,7 +684,12 @@ impl Watcher {
         let mut seen: Vec<(Vec<u8>, DirInfo)> = Vec::new();
         {
             let ctx = self.ctx();
-            ctx.walk_dirs(b"/", None, &mut |d, info| seen.push((d.to_vec(), info)), &mut |_| {});
+            ctx.walk_dirs(
+                b"/",
+                None,
+                &mut |d, info| seen.push((d.to_vec(), info)),
+                &mut |_| {},
+            );
         }
         // Walk first, watch after: a full check follows, which sees
         // whatever changed in between.
@@ -692,9 +745,12 @@ impl Watcher {
                 }
                 let p = item.path().to_vec();
                 while let Some(old) = base.next_if(|o| cmp_paths(&o.path, &p).is_lt()) {
-                    let skip = unreadable.iter().any(|u| is_within(&old.path, u)) || !scope.contains(&old.path);
+                    let skip = unreadable.iter().any(|u| is_within(&old.path, u))
+                        || !scope.contains(&old.path);
                     if !skip {
-                        let f = change_of(Some(&old), None, &mut |_| Err(String::new())).ok().flatten();
+                        let f = change_of(Some(&old), None, &mut |_| Err(String::new()))
+                            .ok()
+                            .flatten();
                         results.push((old.path, f));
                     }
                 }
@@ -722,9 +778,12 @@ impl Watcher {
             });
             if r.is_ok() {
                 for old in base {
-                    let skip = unreadable.iter().any(|u| is_within(&old.path, u)) || !scope.contains(&old.path);
+                    let skip = unreadable.iter().any(|u| is_within(&old.path, u))
+                        || !scope.contains(&old.path);
                     if !skip {
-                        let f = change_of(Some(&old), None, &mut |_| Err(String::new())).ok().flatten();
+                        let f = change_of(Some(&old), None, &mut |_| Err(String::new()))
+                            .ok()
+                            .flatten();
                         results.push((old.path, f));
                     }
                 }
@@ -735,14 +794,18 @@ impl Watcher {
             return Ok(Flow::Stopped);
         }
         outcome.context("full check failed")?;
-        let confirmed: HashSet<Vec<u8>> = results.iter().filter(|(_, f)| f.is_some()).map(|(p, _)| p.clone()).collect();
+        let confirmed: HashSet<Vec<u8>> = results
+            .iter()
+            .filter(|(_, f)| f.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
         for (path, found) in results {
             self.settle(&path, found)?;
         }
         // What was reported but is no longer different was reverted.
         for p in self.reported.paths() {
             if !confirmed.contains(&p) && !unreadable.iter().any(|u| is_within(&p, u)) {
-                self.reported.update(&p, None);
+                self.settle(&p, None)?;
             }
         }
         self.errors.clear();
@@ -781,7 +844,11 @@ impl Watcher {
         if !self.metrics_dirty && !force {
             return;
         }
-        if !force && self.metrics_written.is_some_and(|w| w.elapsed() < METRICS_EVERY) {
+        if !force
+            && self
+                .metrics_written
+                .is_some_and(|w| w.elapsed() < METRICS_EVERY)
+        {
             return;
         }
         let mut m = nodeguard_common::metrics::Metrics::new(TOOL);
@@ -801,15 +868,24 @@ impl Watcher {
             "1 if the baseline's HMAC was verified with a key, else 0.",
         )
         .sample(&[], if self.cfg.key.is_some() { 1.0 } else { 0.0 });
-        m.gauge("watches", "Kernel watches (inotify) or marks (fanotify) in use by fim-check watch.")
-            .sample(&[("backend", self.source.name())], self.source.watches() as f64);
+        m.gauge(
+            "watches",
+            "Kernel watches (inotify) or marks (fanotify) in use by fim-check watch.",
+        )
+        .sample(
+            &[("backend", self.source.name())],
+            self.source.watches() as f64,
+        );
         m.gauge(
             "unwatched_directories",
             "Directories the policy selects that fim-check watch could not watch (covered by full checks only).",
         )
         .sample(&[], self.unwatched.len() as f64);
-        m.counter("full_checks_total", "Full checks fim-check watch ran (start, lost events, interval, baseline update).")
-            .sample(&[], self.full_checks as f64);
+        m.counter(
+            "full_checks_total",
+            "Full checks fim-check watch ran (start, lost events, interval, baseline update).",
+        )
+        .sample(&[], self.full_checks as f64);
         if let Err(e) = nodeguard_common::metrics::write_run_metrics(&path, &m, VERSION, true) {
             log::warn!("cannot write --metrics-file {}: {e:#}", path.display());
         }

@@ -81,14 +81,30 @@ impl RecordWriter {
             attributes: &'a [crate::compare::AttrChange],
             detected_at: String,
         }
-        self.write("change", &ChangeRecord {
-            path: display_path(path),
-            path_hex: std::str::from_utf8(path).is_err().then(|| hex(path)),
-            kind: f.kind,
-            ftype: f.ftype,
-            attributes: &f.attributes,
-            detected_at: precise(detected_at),
-        })
+        self.write(
+            "change",
+            &ChangeRecord {
+                path: display_path(path),
+                path_hex: std::str::from_utf8(path).is_err().then(|| hex(path)),
+                kind: f.kind,
+                ftype: f.ftype,
+                attributes: &f.attributes,
+                detected_at: precise(detected_at),
+            },
+        )
+    }
+
+    /// A `restored` record: a reported change is gone (the path is back in
+    /// its recorded state, or what was added was removed again).
+    pub fn restored(&mut self, path: &[u8], was: &Found) -> io::Result<()> {
+        self.write(
+            "restored",
+            &json!({
+                "path": display_path(path),
+                "previous_kind": was.kind,
+                "detected_at": precise(SystemTime::now()),
+            }),
+        )
     }
 
     /// A `notice` record (`queue_overflow`, `watch_limit`, `unwatchable`,

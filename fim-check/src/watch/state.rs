@@ -158,8 +158,11 @@ pub fn change_of(
 }
 
 /// Changes already reported and not yet accepted with `fim-check update`:
-/// each is reported once; a further change of the same path (a different
-/// kind or different new values) is reported again.
+/// each is reported once. The same path is reported again only when the
+/// change grows in nature (another kind, another type, an attribute that
+/// had not changed before, e.g. `perm` after `sha256`), not each time new
+/// values are written, so alerts do not flap; a path restored to its
+/// recorded state is forgotten (and reported again if it changes again).
 #[derive(Debug, Default)]
 pub struct Reported {
     map: HashMap<Vec<u8>, Found>,
@@ -167,6 +170,7 @@ pub struct Reported {
 
 impl Reported {
     /// Records the current state of `path`; true when it must be reported.
+    /// (`None` clears it: use `restore` to learn what was cleared.)
     pub fn update(&mut self, path: &[u8], found: Option<Found>) -> bool {
         match found {
             None => {
@@ -175,13 +179,28 @@ impl Reported {
                 false
             }
             Some(f) => {
-                if self.map.get(path) == Some(&f) {
-                    return false;
+                let known = self.map.get(path).is_some_and(|old| {
+                    old.kind == f.kind
+                        && old.ftype == f.ftype
+                        && f.attributes
+                            .iter()
+                            .all(|a| old.attributes.iter().any(|o| o.name == a.name))
+                });
+                if !known {
+                    self.map.insert(path.to_vec(), f);
+                } else if let Some(old) = self.map.get_mut(path) {
+                    // Keep the latest values (for the record, not reported).
+                    *old = f;
                 }
-                self.map.insert(path.to_vec(), f);
-                true
+                !known
             }
         }
+    }
+
+    /// Forgets `path`: it is back in its recorded state (or, if added,
+    /// gone again). Returns the change that was outstanding.
+    pub fn restore(&mut self, path: &[u8]) -> Option<Found> {
+        self.map.remove(path)
     }
 
     pub fn contains(&self, path: &[u8]) -> bool {
@@ -237,9 +256,7 @@ mod tests {
 
     #[test]
     fn descendants_follow_their_directory() {
-        let b = Baseline::from_entries(
-            ["/a", "/a/b", "/a/b/c", "/a-", "/a.b", "/ab"].map(entry),
-        );
+        let b = Baseline::from_entries(["/a", "/a/b", "/a/b/c", "/a-", "/a.b", "/ab"].map(entry));
         assert_eq!(b.below(b"/a"), vec![b"/a/b".to_vec(), b"/a/b/c".to_vec()]);
         assert_eq!(b.get(b"/a/b").map(|e| e.sha256), Some(Some([1; 32])));
         assert!(b.get(b"/zz").is_none());

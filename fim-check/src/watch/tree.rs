@@ -68,7 +68,13 @@ impl Ctx<'_> {
 
     /// The object at `path` as the policy records it now (`None` when the
     /// policy does not record it), hashed if the rule wants content.
-    pub fn examine(&self, path: &[u8], md: &std::fs::Metadata, record: usize, buf: &mut [u8]) -> Option<Entry> {
+    pub fn examine(
+        &self,
+        path: &[u8],
+        md: &std::fs::Metadata,
+        record: usize,
+        buf: &mut [u8],
+    ) -> Option<Entry> {
         let rule = &self.policy.rules[record];
         let mut e = crate::walk::entry_from(path.to_vec(), md, rule.attrs, rule.recursive)?;
         read_links_and_xattrs(self.root, &mut e);
