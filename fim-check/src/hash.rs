@@ -60,6 +60,36 @@ pub fn open_beneath(root: &OwnedFd, path: &[u8]) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// `lstat` of `path` (inside the root) without following a symlink in any
+/// component and without leaving the root: an `O_PATH | O_NOFOLLOW` open
+/// beneath the root, then `fstat`. A symlink as the last component is
+/// described itself; one in a parent fails with `ELOOP` (with `openat2`).
+pub fn stat_beneath(root: &OwnedFd, path: &[u8]) -> io::Result<std::fs::Metadata> {
+    let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
+    let rel = if rel.is_empty() {
+        std::ffi::OsStr::new(".")
+    } else {
+        rel
+    };
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let how = OpenHow::new().flags(flags).resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+        match nix::fcntl::openat2(root.as_fd(), rel, how) {
+            Ok(fd) => return File::from(fd).metadata(),
+            Err(Errno::ENOSYS | Errno::EPERM) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let fd = nix::fcntl::openat(root.as_fd(), rel, flags, Mode::empty())?;
+    File::from(fd).metadata()
+}
+
 /// Streams `r` through SHA-256, stopping after `limit` bytes if given.
 pub fn sha256_reader(
     r: &mut impl Read,

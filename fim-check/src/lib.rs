@@ -13,6 +13,7 @@ mod commands;
 pub mod compare;
 pub mod entry;
 pub mod hash;
+pub mod judge;
 pub mod merge;
 pub mod policy;
 pub mod report;

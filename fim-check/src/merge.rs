@@ -4,8 +4,8 @@
 //! becomes the next baseline (`update`).
 
 use crate::baseline::{BaselineError, Reader, Writer};
-use crate::compare::diff;
 use crate::entry::{cmp_paths, is_within, Entry};
+use crate::judge::judge_entry;
 use crate::report::{Change, EntryError, Kind, ScanReport};
 use crate::walk::{Item, Scope};
 use std::cmp::Ordering;
@@ -151,21 +151,10 @@ impl<'a, R: BufRead, W: Write> Merger<'a, R, W> {
                         self.keep(&new)?;
                     }
                     Some(old) => {
-                        let hasher = &mut *self.prefix_hash;
-                        match diff(&old, &new, &mut |len| {
-                            hasher(&new.path, len)
-                                .map_err(|e| format!("cannot re-read the grown file: {e}"))
-                        }) {
-                            Ok(attrs) if !attrs.is_empty() => {
-                                self.report.add(Change::new(
-                                    &new.path,
-                                    Kind::Changed,
-                                    new.ftype.name(),
-                                    attrs,
-                                ));
-                            }
-                            Ok(_) => {}
-                            Err(msg) => self.report.error(EntryError::new(&new.path, msg)),
+                        match judge_entry(&old, &new, &mut *self.prefix_hash) {
+                            Ok(Some(change)) => self.report.add(change),
+                            Ok(None) => {}
+                            Err(e) => self.report.error(e),
                         }
                         // What could not be read is not accepted: keep the record.
                         let accepted = if new.error.is_some() { &old } else { &new };

@@ -40,7 +40,7 @@ impl Scope {
         self.limits.is_empty() || self.limits.iter().any(|l| is_within(path, l))
     }
     /// Whether a limit lies strictly below `dir`.
-    fn leads_to(&self, dir: &[u8]) -> bool {
+    pub fn leads_to(&self, dir: &[u8]) -> bool {
         self.limits
             .iter()
             .any(|l| is_within(l, dir) && l.as_slice() != dir)
@@ -190,7 +190,7 @@ fn lstat_error(err: &walkdir::Error) -> String {
 
 /// An entry with every field of the lstat result (only those in `attrs`
 /// are stored and compared).
-pub(crate) fn entry_from(
+pub fn entry_from(
     path: Vec<u8>,
     md: &std::fs::Metadata,
     attrs: AttrSet,

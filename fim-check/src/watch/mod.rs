@@ -157,10 +157,10 @@ pub fn baseline_error(path: &std::path::Path, e: BaselineError) -> anyhow::Error
     ToolError::new(code, format!("baseline {}: {what}", path.display())).into()
 }
 
-pub struct Watcher {
+pub struct Watcher<'o> {
     cfg: Config,
     source: Box<dyn EventSource>,
-    out: RecordWriter,
+    out: RecordWriter<'o>,
     stop: Stop,
     baseline: Baseline,
     baseline_id: Option<FileId>,
@@ -184,7 +184,7 @@ pub struct Watcher {
     pending: Vec<Item>,
 }
 
-impl std::fmt::Debug for Watcher {
+impl std::fmt::Debug for Watcher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
             .field("backend", &self.source.name())
@@ -200,17 +200,17 @@ enum Flow {
     Stopped,
 }
 
-impl Watcher {
+impl<'o> Watcher<'o> {
     /// `baseline` was loaded, verified and bound to this node, policy and
     /// scope by the caller (`Baseline::load` + the `check` binding rules).
     pub fn new(
         cfg: Config,
         baseline: Baseline,
         source: Box<dyn EventSource>,
-        out: Box<dyn std::io::Write>,
+        out: Box<dyn std::io::Write + 'o>,
         ctx: nodeguard_common::report::RunContext,
         stop: Stop,
-    ) -> Watcher {
+    ) -> Watcher<'o> {
         let baseline_id = file_id(&cfg.baseline_path);
         Watcher {
             cfg,
@@ -575,8 +575,7 @@ impl Watcher {
         let now = Instant::now();
         let mut new: Option<Entry> = None;
         if let Some(parent) = self.parent_info(path) {
-            let full = full_path(&self.cfg.root, path);
-            match std::fs::symlink_metadata(&full) {
+            match crate::hash::stat_beneath(&self.cfg.root_fd, path) {
                 Ok(md) => {
                     let is_dir = md.is_dir();
                     let v = self.ctx().verdict(path, is_dir, parent, md.dev());
@@ -592,7 +591,12 @@ impl Watcher {
                         self.buf = buf;
                     }
                 }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::EXDEV)
+                    ) =>
+                {
                     if self.dirs.contains_key(path) {
                         self.drop_dirs(path, now);
                     }

@@ -27,20 +27,20 @@ struct Line<'a, T: Serialize> {
     fields: &'a T,
 }
 
-pub struct RecordWriter {
-    out: Box<dyn Write>,
+pub struct RecordWriter<'o> {
+    out: Box<dyn Write + 'o>,
     ctx: RunContext,
     buf: Vec<u8>,
 }
 
-impl std::fmt::Debug for RecordWriter {
+impl std::fmt::Debug for RecordWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordWriter").finish_non_exhaustive()
     }
 }
 
-impl RecordWriter {
-    pub fn new(out: Box<dyn Write>, ctx: RunContext) -> RecordWriter {
+impl<'o> RecordWriter<'o> {
+    pub fn new(out: Box<dyn Write + 'o>, ctx: RunContext) -> RecordWriter<'o> {
         RecordWriter {
             out,
             ctx,

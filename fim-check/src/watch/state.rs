@@ -54,7 +54,17 @@ impl Baseline {
         let file = File::open(path).map_err(|e| {
             BaselineError::Io(format!("cannot open (run `fim-check init` first): {e}"))
         })?;
-        let mut reader = Reader::open(BufReader::with_capacity(256 * 1024, file), key)?;
+        Baseline::from_reader(Reader::open(
+            BufReader::with_capacity(256 * 1024, file),
+            key,
+        )?)
+    }
+
+    /// Reads every entry of an opened baseline; the tag is verified before
+    /// this returns.
+    pub fn from_reader<R: std::io::BufRead>(
+        mut reader: Reader<R>,
+    ) -> Result<Baseline, BaselineError> {
         let mut entries = BTreeMap::new();
         let mut buf = Vec::new();
         while let Some(e) = reader.next_entry()? {

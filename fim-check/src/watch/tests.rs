@@ -43,7 +43,7 @@ type MakeSource = Box<dyn FnOnce(&OwnedFd) -> Box<dyn EventSource>>;
 
 struct Harness {
     dir: tempfile::TempDir,
-    w: Watcher,
+    w: Watcher<'static>,
     out: Shared,
     /// Lines already returned by `wait_for`.
     seen: usize,

@@ -6,9 +6,8 @@ use super::source::join;
 use crate::entry::{is_within, Entry};
 use crate::hash::hash_entry;
 use crate::policy::{Decision, Inherit, Policy};
-use crate::walk::{full_path, read_links_and_xattrs, Scope};
+use crate::walk::{read_links_and_xattrs, Scope};
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -97,8 +96,7 @@ impl Ctx<'_> {
     ) {
         let mut stack: Vec<(Vec<u8>, Option<DirInfo>)> = vec![(start.to_vec(), parent)];
         while let Some((dir, parent)) = stack.pop() {
-            let full = full_path(self.root, &dir);
-            let Ok(md) = std::fs::symlink_metadata(&full) else {
+            let Ok(md) = crate::hash::stat_beneath(self.root_fd, &dir) else {
                 continue;
             };
             if !md.is_dir() {
@@ -120,13 +118,27 @@ impl Ctx<'_> {
                 dev: md.dev(),
             };
             on_dir(&dir, info);
-            let Ok(rd) = std::fs::read_dir(&full) else {
+            // Listed through a descriptor opened beneath the root without
+            // following any symlink (not by path).
+            let Ok(f) = crate::hash::open_beneath(self.root_fd, &dir) else {
                 continue;
             };
-            for ent in rd.flatten() {
-                let child = join(&dir, ent.file_name().as_bytes());
-                let Ok(ft) = ent.file_type() else { continue };
-                if ft.is_dir() {
+            let Ok(mut rd) = nix::dir::Dir::from_fd(OwnedFd::from(f)) else {
+                continue;
+            };
+            for ent in rd.iter().flatten() {
+                let name = ent.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let child = join(&dir, name);
+                let is_dir = match ent.file_type() {
+                    Some(t) => t == nix::dir::Type::Directory,
+                    None => {
+                        crate::hash::stat_beneath(self.root_fd, &child).is_ok_and(|m| m.is_dir())
+                    }
+                };
+                if is_dir {
                     stack.push((child, Some(info)));
                 } else {
                     let d = self.policy.decide(&child, false, info.inherit);
