@@ -660,8 +660,8 @@ impl<'o> Watcher<'o> {
                     .change(path, f, SystemTime::now())
                     .context("cannot write to stdout")?;
             }
+            self.metrics_dirty = true;
         }
-        self.metrics_dirty = true;
         Ok(())
     }
 
@@ -722,6 +722,8 @@ impl<'o> Watcher<'o> {
         let started = Instant::now();
         self.debounce.clear();
         self.rebuild_watches()?;
+        // What the rebuild asked for (a watch limit) is this very check.
+        self.full_check_needed = None;
         // Drain what arrived while watching: the check below covers it.
         let mut drained = Vec::new();
         let _ = self.source.read(&mut drained);

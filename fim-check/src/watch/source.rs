@@ -76,6 +76,8 @@ pub trait EventSource {
 pub struct FakeSource {
     pub queue: std::sync::Arc<std::sync::Mutex<Vec<Item>>>,
     watched: std::collections::HashSet<Vec<u8>>,
+    /// Refuse watches beyond this many, like `max_user_watches`.
+    pub limit: Option<usize>,
 }
 
 impl FakeSource {
@@ -92,6 +94,9 @@ impl EventSource for FakeSource {
         "fake"
     }
     fn watch_dir(&mut self, path: &[u8], _full: &std::path::Path) -> Result<(), WatchError> {
+        if self.limit.is_some_and(|l| self.watched.len() >= l) && !self.watched.contains(path) {
+            return Err(WatchError::Limit("fake watch limit reached".into()));
+        }
         self.watched.insert(path.to_vec());
         Ok(())
     }

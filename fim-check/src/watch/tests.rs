@@ -519,3 +519,46 @@ fn fanotify_reports_changes_when_this_process_may_use_it() {
     assert_eq!(h.change("/etc/a")["kind"], "removed");
     assert!(h.changes_of("/etc/cache/x").is_empty());
 }
+
+#[test]
+fn exhausted_watches_are_said_counted_and_covered_by_a_full_check() {
+    let (mut fake, _queue) = FakeSource::new();
+    // `/`, `/etc`, `/etc/cache` is excluded: `/etc/ssh`, `/var`... hit the limit.
+    fake.limit = Some(2);
+    let mut h = Harness::new(
+        &[("/etc/ssh/k", "k")],
+        Some(Box::new(move |_| Box::new(fake))),
+    );
+    let all = h.lines();
+    let notice = all
+        .iter()
+        .find(|r| r["notice"] == "watch_limit")
+        .expect("a watch_limit notice");
+    assert!(
+        notice["message"].as_str().unwrap().contains("full checks"),
+        "{notice}"
+    );
+    let watching = all.iter().find(|r| r["record"] == "watching").unwrap();
+    assert_eq!(watching["watches"], 2);
+    assert!(
+        watching["unwatched_directories"].as_u64().unwrap() >= 1,
+        "{watching}"
+    );
+    // The unwatched directory's change is found by the next full check.
+    fs::write(h.p("/etc/ssh/k"), "tampered").unwrap();
+    h.w.full_check_needed = Some("interval".into());
+    let c = h.change("/etc/ssh/k");
+    assert_eq!(c["kind"], "changed");
+    // The limit does not make the watcher check in a loop.
+    for _ in 0..5 {
+        h.w.step(Some(Duration::from_millis(1))).unwrap();
+    }
+    let checks = h.lines().iter().filter(|r| r["record"] == "full_check").count();
+    assert_eq!(checks, 2, "one at start, one asked for");
+    h.w.write_metrics(true);
+    let m = fs::read_to_string(h.dir.path().join("metrics.prom")).unwrap();
+    assert!(
+        m.contains("nodeguard_fim_check_unwatched_directories "),
+        "{m}"
+    );
+}
