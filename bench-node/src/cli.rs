@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use nodeguard_common::cli::CommonArgs;
-use nodeguard_common::exit::EXIT_CODES_HELP;
+use nodeguard_common::exit;
 use nodeguard_common::report::Format;
 
 /// `--format`: nodeguard's envelope (json, jsonl) or kube-bench's JSON.
@@ -34,7 +34,7 @@ pub enum FailOn {
 /// Reads the host under --host-root and its processes under --proc-dir;
 /// never runs a shell or another program.
 #[derive(Debug, Parser)]
-#[command(name = "bench-node", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "bench-node", version, after_help = exit::help(&[(exit::FINDINGS, exit::FINDINGS_HELP)]))]
 pub struct Cli {
     /// Flags every tool takes; `--format` adds `kube-bench`.
     #[command(flatten)]

@@ -36,9 +36,9 @@ pub mod version;
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nodeguard_common::exit;
-use nodeguard_common::metrics::{write_run_metrics, Metrics};
+use nodeguard_common::finish::{self, Finish};
 
 use crate::audit::{Outcome, Reason, Status};
 use crate::cli::{matches_any, Cli, FailOn, OutputFormat};
@@ -52,18 +52,14 @@ pub const TOOL: &str = "bench-node";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs the benchmark and writes the report to `out`; returns the exit code.
+/// The metrics file is written before the report is printed, so a failure
+/// to write it is an error with no report (exit 2).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
-    let result = run_inner(cli, out);
-    if let (Err(_), Some(path)) = (&result, &cli.common.metrics_file) {
-        // Keep the last good series; mark the run as failed.
-        if let Err(e) = write_run_metrics(path, &Metrics::new(TOOL), VERSION, false) {
-            log::warn!("cannot write metrics file {}: {e:#}", path.display());
-        }
-    }
-    result
+    let finish = Finish::new(TOOL, VERSION, cli.common.metrics_file.as_deref());
+    finish.guard(|| run_inner(cli, out, &finish))
 }
 
-fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+fn run_inner(cli: &Cli, out: &mut dyn Write, finish: &Finish<'_>) -> Result<u8> {
     let common = cli.common();
     let host = common.open_host_root()?;
     let ctx = common.run_context(TOOL, VERSION, &host);
@@ -145,7 +141,7 @@ fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         results,
     };
 
-    match cli.common.format {
+    let rendered = match cli.common.format {
         OutputFormat::KubeBench => {
             let doc = report::kube_bench(&report, &bench);
             let mut buf = if cli.common.pretty {
@@ -154,16 +150,11 @@ fn run_inner(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
                 serde_json::to_vec(&doc)?
             };
             buf.push(b'\n');
-            out.write_all(&buf).context("writing the report")?;
-            out.flush().context("writing the report")?;
+            buf
         }
-        _ => nodeguard_common::report::emit(out, &ctx, &report, common.format, cli.common.pretty)
-            .context("writing the report")?,
-    }
-    if let Some(path) = &cli.common.metrics_file {
-        write_run_metrics(path, &report.metrics(TOOL), VERSION, true)
-            .with_context(|| format!("writing metrics file {}", path.display()))?;
-    }
+        _ => finish::render(&ctx, &report, common.format, cli.common.pretty)?,
+    };
+    finish.publish(out, &rendered, &report.metrics(TOOL), true)?;
     let fail_on = cli.fail_on.map(|f| match f {
         FailOn::Fail => Status::Fail,
         FailOn::Warn => Status::Warn,

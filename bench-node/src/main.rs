@@ -1,11 +1,7 @@
-//! `bench-node` entry point: parse flags, run, map the result to an exit code.
-
-use clap::Parser;
+//! `bench-node` entry point: parse the command line, log to stderr, run with the
+//! report going to stdout, and map the result to the exit code (one line on
+//! stderr per error). Everything else is in the library: [`bench_node::run`].
 
 fn main() -> std::process::ExitCode {
-    nodeguard_common::logging::init();
-    let cli = bench_node::cli::Cli::parse();
-    nodeguard_common::exit::main_with(bench_node::TOOL, || {
-        bench_node::run(&cli, &mut std::io::stdout().lock())
-    })
+    nodeguard_common::exit::main::<bench_node::cli::Cli, _>(bench_node::TOOL, bench_node::run)
 }

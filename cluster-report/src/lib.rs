@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use nodeguard_common::finish::Finish;
 use nodeguard_common::report::{self, Format, Report, RunContext};
 use nodeguard_common::{atomic, exit};
 
@@ -37,7 +38,16 @@ pub const TOOL: &str = "cluster-report";
 /// Schema of the report body (bumped when a key changes meaning).
 pub const SCHEMA_VERSION: u32 = 1;
 
-const AFTER_HELP: &str = "Examples:\n  kubectl logs -n nodeguard -l app.kubernetes.io/part-of=nodeguard --prefix --tail=-1 | cluster-report - --html report.html\n  cluster-report /mnt/audit-bucket/nodeguard/ --stale-after 3h --pretty\n  cluster-report --prometheus http://prometheus-operated.monitoring:9090 --output /reports/cluster.json --html /reports/cluster.html\n\nExit codes:\n  0  success (findings, if any, are in the report)\n  1  success, and a --fail-on condition holds\n  2  error: nothing was reported (the message on stderr names the input or URL)";
+const EXAMPLES: &str = "Examples:\n  kubectl logs -n nodeguard -l app.kubernetes.io/part-of=nodeguard --prefix --tail=-1 | cluster-report - --html report.html\n  cluster-report /mnt/audit-bucket/nodeguard/ --stale-after 3h --pretty\n  cluster-report --prometheus http://prometheus-operated.monitoring:9090 --output /reports/cluster.json --html /reports/cluster.html";
+
+/// Examples, then the exit codes (shared wording from nodeguard-common).
+fn after_help() -> String {
+    let codes = exit::help(&[
+        (exit::FINDINGS, "success, and a --fail-on condition holds"),
+        (exit::ERROR, "an input, URL or output file failed"),
+    ]);
+    format!("{EXAMPLES}\n\n{codes}")
+}
 
 /// Conditions that make the exit code 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,7 +66,7 @@ pub enum FailOn {
     name = TOOL,
     version,
     about = "Cluster-wide view of nodeguard results, from JSON Lines or Prometheus.",
-    after_help = AFTER_HELP
+    after_help = after_help()
 )]
 pub struct Cli {
     /// JSON Lines inputs: files, directories (read recursively: *.jsonl,
@@ -129,8 +139,9 @@ impl Report for ClusterView {
     const SCHEMA_VERSION: u32 = SCHEMA_VERSION;
 }
 
-/// Runs the tool; returns the exit code.
-pub fn run(cli: &Cli) -> Result<u8> {
+/// Runs the tool and prints the report to `out` (or writes it to
+/// `--output`); returns the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let now = match &cli.now {
         Some(text) => jsonl::parse_timestamp(text)
             .with_context(|| format!("--now {text:?} is not an RFC 3339 time"))?,
@@ -193,15 +204,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     report::emit(&mut document, &ctx, &view, Format::Json, cli.pretty)?;
     match &cli.output {
         Some(path) => write_output(path, &document)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&document)
-                .context("cannot write the report to stdout")?;
-            stdout
-                .flush()
-                .context("cannot write the report to stdout")?;
-        }
+        None => Finish::print(out, &document)?,
     }
     Ok(if failing(&view, &cli.fail_on) {
         exit::FINDINGS

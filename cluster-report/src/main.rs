@@ -1,9 +1,10 @@
-//! `cluster-report` entry point: parse the command line, run, exit.
-
-use clap::Parser;
+//! `cluster-report` entry point: parse the command line, log to stderr, run with the
+//! report going to stdout, and map the result to the exit code (one line on
+//! stderr per error). Everything else is in the library: [`cluster_report::run`].
 
 fn main() -> std::process::ExitCode {
-    let cli = cluster_report::Cli::parse();
-    nodeguard_common::logging::init();
-    nodeguard_common::exit::main_with(cluster_report::TOOL, || cluster_report::run(&cli))
+    nodeguard_common::exit::main::<cluster_report::Cli, _>(
+        cluster_report::TOOL,
+        cluster_report::run,
+    )
 }

@@ -232,14 +232,11 @@ impl HostRoot {
         Ok(file)
     }
 
-    /// Reads a whole host file (which must be a regular file).
+    /// Reads a whole host file (which must be a regular file) of at most
+    /// [`DEFAULT_READ_LIMIT`] bytes; use [`read_limited`](Self::read_limited)
+    /// with the size the file can sensibly have.
     pub fn read(&self, host_path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-        let host_path = host_path.as_ref();
-        let mut buf = Vec::new();
-        self.open_regular_file(host_path)?
-            .read_to_end(&mut buf)
-            .map_err(|e| with_path(&e, "reading", &self.display_path(host_path)))?;
-        Ok(buf)
+        self.read_limited(host_path, DEFAULT_READ_LIMIT)
     }
 
     /// Reads at most `max` bytes of a host file; more is an error (a release
@@ -251,7 +248,7 @@ impl HostRoot {
             .take(max.saturating_add(1))
             .read_to_end(&mut buf)
             .map_err(|e| with_path(&e, "reading", &self.display_path(host_path)))?;
-        if buf.len() as u64 > max {
+        if u64::try_from(buf.len()).unwrap_or(u64::MAX) > max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -320,6 +317,9 @@ impl HostRoot {
         None
     }
 }
+
+/// The most [`HostRoot::read`] reads of one file.
+pub const DEFAULT_READ_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Pushes the normal components of `path`, applying `..` lexically and
 /// ignoring any root or `.`.

@@ -7,9 +7,12 @@
 //!
 //! - [`exit`]: the exit-code contract (0 ok, 1 findings at/above `--fail-on`,
 //!   2+ error) and the `main` wrapper that maps errors to it;
+//! - [`finish`]: the one way a run ends: metrics file first, then the
+//!   report, so a failure is exit 2 with nothing on stdout;
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
 //! - [`hostroot`]: path resolution that never escapes the host root;
+//! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
 //! - [`process`]: subprocesses with timeouts that kill the process group;
 //! - [`redact`]: secret values scrubbed from logs, errors and captured output;
@@ -18,10 +21,23 @@
 //!
 //! Tool-specific types (reports, checks, profiles) stay in their own crates.
 
+// Common code handles every tool's untrusted input (paths, files, process
+// output): no index that can panic, no cast that silently truncates. The
+// other crates are listed for the same treatment in docs/conventions.md.
+#![warn(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::expect_used
+)]
+
 pub mod atomic;
 pub mod cli;
 pub mod exit;
+pub mod finish;
 pub mod hostroot;
+pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod process;

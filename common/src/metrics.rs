@@ -111,6 +111,8 @@ impl Metrics {
                 self.families.len() - 1
             }
         };
+        // In bounds: `position` found it, or it was pushed just above.
+        #[allow(clippy::indexing_slicing)]
         &mut self.families[index]
     }
 
@@ -176,7 +178,14 @@ pub fn write_run_metrics(
     success: bool,
 ) -> Result<()> {
     let now = crate::report::unix_seconds(SystemTime::now());
-    let previous = std::fs::read_to_string(path).unwrap_or_default();
+    // Never a FIFO, device or directory: it would be read back (blocking,
+    // unbounded, or the tool's own stdout) and written in place.
+    crate::input::ensure_regular_or_absent(path)?;
+    let previous = if success {
+        String::new()
+    } else {
+        read_previous(path)?
+    };
     let last_run = metrics.full_name("last_run_timestamp_seconds");
     let last_success = metrics.full_name("last_success_timestamp_seconds");
     let last_ok = metrics.full_name("last_run_success");
@@ -226,6 +235,16 @@ pub fn write_run_metrics(
     crate::atomic::write_file(path, body.as_bytes(), 0o644)
 }
 
+/// The most a previous metrics file may hold to be read back.
+pub const MAX_PREVIOUS_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The previous metrics file's text (empty when there is none), read only
+/// if it is a regular file of at most [`MAX_PREVIOUS_BYTES`].
+fn read_previous(path: &Path) -> Result<String> {
+    let bytes = crate::input::read_regular_file_if_exists(path, MAX_PREVIOUS_BYTES)?;
+    Ok(bytes.map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned()))
+}
+
 /// The value of an unlabelled sample `name` in a text exposition.
 fn previous_value(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| {
@@ -273,6 +292,8 @@ pub fn counts_with_zeros<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     fn sample_metrics() -> Metrics {
         let mut m = Metrics::new("fim-check");
@@ -359,6 +380,54 @@ mod tests {
         assert!(
             previous_value(&text, "nodeguard_bench_node_last_success_timestamp_seconds").is_none()
         );
+    }
+
+    /// Runs `f` on a thread and fails if it has not returned within `limit`
+    /// (a hang shows up as a failed test, not a stuck test run).
+    fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(limit)
+            .expect("did not return in time (hang)")
+    }
+
+    #[test]
+    fn special_files_are_refused_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("metrics.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for path in [
+            fifo.clone(),
+            PathBuf::from("/dev/zero"),
+            PathBuf::from("/dev/null"),
+            dir.path().to_path_buf(),
+        ] {
+            for success in [true, false] {
+                let p = path.clone();
+                let err = within(Duration::from_secs(10), move || {
+                    write_run_metrics(&p, &Metrics::new("x"), "0", success)
+                })
+                .unwrap_err();
+                let text = format!("{err:#}");
+                assert!(text.contains(&path.display().to_string()), "{text}");
+                assert!(text.contains("not a regular file"), "{text}");
+                assert!(!text.contains('\n'), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_previous_file_is_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.prom");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_PREVIOUS_BYTES + 1).unwrap();
+        let err = write_run_metrics(&path, &Metrics::new("x"), "0", false).unwrap_err();
+        assert!(format!("{err:#}").contains("limit"), "{err:#}");
+        // A successful run does not need the old file: it replaces it.
+        write_run_metrics(&path, &Metrics::new("x"), "0", true).unwrap();
     }
 
     #[test]

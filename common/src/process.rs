@@ -6,8 +6,13 @@
 //! holding locks, like Trivy's cache lock). So every child is started as the
 //! leader of a new process group and the timeout kills the group. Output is
 //! read on separate threads so a chatty stderr cannot deadlock a full stdout
-//! pipe. Everything shown to a person (argv, stderr tail) goes through the
-//! redactor first.
+//! pipe. The deadline covers those readers too: a child that exits while
+//! something it started keeps stdout open (a daemonised helper, a stray
+//! `cmd &`) does not make us wait for EOF forever. Readers get until the
+//! deadline, and at most 10 s after the child's exit, then the group is
+//! killed and reading stops; output held open like that is an error, since
+//! it may be cut short. Everything shown to a person (argv, stderr tail)
+//! goes through the redactor first.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -67,7 +72,8 @@ impl Output {
     /// The last part of stderr, redacted, for error messages.
     pub fn stderr_tail(&self) -> String {
         let start = self.stderr.len().saturating_sub(STDERR_TAIL_BYTES);
-        crate::redact::redact(String::from_utf8_lossy(&self.stderr[start..]).trim())
+        let tail = self.stderr.get(start..).unwrap_or_default();
+        crate::redact::redact(String::from_utf8_lossy(tail).trim())
     }
 }
 
@@ -196,13 +202,14 @@ impl Cmd {
         })?;
         let pgid = Pid::from_raw(i32::try_from(child.id()).context("child pid out of range")?);
 
-        let stdin_writer = match (child.stdin.take(), self.stdin.take()) {
-            (Some(mut pipe), Some(bytes)) => Some(thread::spawn(move || {
-                // A child that exits without reading stdin gives EPIPE: not our error.
+        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), self.stdin.take()) {
+            // Not joined: a child that never reads stdin (while something it
+            // started keeps the pipe open) must not block us. The group kill
+            // or the child's exit ends the write with EPIPE.
+            thread::spawn(move || {
                 let _ = pipe.write_all(&bytes);
-            })),
-            _ => None,
-        };
+            });
+        }
         let max = self.max_output;
         let stdout_reader = child.stdout.take().map(|s| spawn_reader(s, max));
         let stderr_reader = child.stderr.take().map(|s| spawn_reader(s, max));
@@ -213,28 +220,53 @@ impl Cmd {
             let _ = tx.send(());
             status
         });
-        let timed_out = match self.timeout {
-            Some(limit) => rx.recv_timeout(limit).is_err(),
-            None => rx.recv().is_err(),
+        let deadline = self.timeout.map(|limit| started + limit);
+        let exited = match deadline {
+            Some(deadline) => rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok(),
+            None => rx.recv().is_ok(),
         };
+        let timed_out = !exited;
         if timed_out {
             // The group leader is still our unreaped child, so the group id
             // cannot have been reused.
-            let _ = killpg(pgid, Signal::SIGKILL);
+            kill_group(pgid);
         }
         let status = waiter
             .join()
             .map_err(|_| anyhow::anyhow!("command `{display}`: waiter thread panicked"))?
             .with_context(|| format!("command `{display}`: waiting for it"))?;
-        if timed_out {
-            // Grandchildren may still hold the pipes; the group kill covers them.
-            let _ = killpg(pgid, Signal::SIGKILL);
+
+        // The readers end at EOF, which a process the child started (and
+        // left running) can hold off forever: they get until the deadline,
+        // and at most EOF_GRACE after the child's exit, then the group is
+        // killed and reading stops.
+        let read_until = if timed_out {
+            Instant::now() + KILL_GRACE
+        } else {
+            let grace = Instant::now() + EOF_GRACE;
+            deadline.map_or(grace, |d| d.min(grace))
+        };
+        let collect = |reader: Option<Reader>| -> (Collected, bool) {
+            let Some(reader) = reader else {
+                return (Collected::Done(Ok((Vec::new(), false))), false);
+            };
+            match reader.recv_until(read_until) {
+                Collected::Pending(reader) => {
+                    kill_group(pgid);
+                    (reader.recv_until(Instant::now() + KILL_GRACE), true)
+                }
+                done => (done, false),
+            }
+        };
+        let (stdout, stdout_held) = collect(stdout_reader);
+        let (stderr, stderr_held) = collect(stderr_reader);
+        if stderr_held && !stdout_held {
+            log::debug!("{display}: stderr held open after exit; process group killed");
         }
-        if let Some(handle) = stdin_writer {
-            let _ = handle.join();
-        }
-        let stdout = join_reader(stdout_reader, &display, "stdout")?;
-        let stderr = join_reader(stderr_reader, &display, "stderr")?;
+        let stdout = finish_reader(stdout, &display, "stdout")?;
+        let stderr = finish_reader(stderr, &display, "stderr")?;
         let output = Output {
             display: display.clone(),
             status,
@@ -246,6 +278,15 @@ impl Cmd {
             bail!(
                 "command `{display}` timed out after {:?} (process group killed){}",
                 self.timeout.unwrap_or_default(),
+                tail_suffix(&output)
+            );
+        }
+        if stdout_held {
+            // Output past the child's exit came from something it left
+            // running; it may be cut short, so it is not trusted.
+            bail!(
+                "command `{display}` {} but a process it started kept its output open; process group killed, output not used{}",
+                describe_status(status),
                 tail_suffix(&output)
             );
         }
@@ -291,37 +332,78 @@ pub fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-type Reader = thread::JoinHandle<std::io::Result<(Vec<u8>, bool)>>;
+/// How long readers may wait for EOF after the child has exited (a process
+/// it started still holding the pipe), when the deadline is further away.
+const EOF_GRACE: Duration = Duration::from_secs(10);
+
+/// How long readers may take to see EOF once the group has been killed.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+fn kill_group(pgid: Pid) {
+    let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+type ReadResult = std::io::Result<(Vec<u8>, bool)>;
+
+/// A stream being read on its own thread; the result arrives on a channel,
+/// so waiting for it can stop at a deadline.
+struct Reader(mpsc::Receiver<ReadResult>);
+
+enum Collected {
+    Done(ReadResult),
+    /// Not at EOF by the deadline (the thread is left behind).
+    Pending(Reader),
+}
+
+impl Reader {
+    fn recv_until(self, until: Instant) -> Collected {
+        match self
+            .0
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            Ok(result) => Collected::Done(result),
+            Err(mpsc::RecvTimeoutError::Timeout) => Collected::Pending(self),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Collected::Done(Err(
+                std::io::Error::other("reader thread ended without a result"),
+            )),
+        }
+    }
+}
 
 fn spawn_reader<R: Read + Send + 'static>(mut stream: R, max: usize) -> Reader {
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 64 * 1024];
+        let mut chunk = vec![0u8; 64 * 1024];
         let mut overflow = false;
-        loop {
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            if buf.len() + n > max {
+        let result = loop {
+            let n = match stream.read(&mut chunk) {
+                Ok(0) => break Ok((buf, overflow)),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            };
+            if overflow || buf.len().saturating_add(n) > max {
                 // Keep draining so the child does not block, but keep nothing more.
                 overflow = true;
                 continue;
             }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok((buf, overflow))
-    })
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        };
+        let _ = tx.send(result);
+    });
+    Reader(rx)
 }
 
-fn join_reader(reader: Option<Reader>, display: &str, stream: &str) -> Result<Vec<u8>> {
-    let Some(handle) = reader else {
-        return Ok(Vec::new());
+fn finish_reader(collected: Collected, display: &str, stream: &str) -> Result<Vec<u8>> {
+    let (buf, overflow) = match collected {
+        Collected::Done(result) => {
+            result.with_context(|| format!("command `{display}`: reading its {stream}"))?
+        }
+        // Held open even after the group kill (a process that left the
+        // group): what it printed is lost, and we stop waiting.
+        Collected::Pending(_) => (Vec::new(), false),
     };
-    let (buf, overflow) = handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("command `{display}`: {stream} reader panicked"))?
-        .with_context(|| format!("command `{display}`: reading its {stream}"))?;
     if overflow {
         bail!(
             "command `{display}`: {stream} exceeded the {}-byte limit",
@@ -430,6 +512,57 @@ mod tests {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_background_process_holding_stdout_does_not_outlive_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("bg.pid");
+        // The shell exits at once; `sleep 100` keeps its stdout open.
+        let script = format!("sleep 100 & echo $! > {}; echo started", pid_file.display());
+        let started = Instant::now();
+        let err = Cmd::new("sh")
+            .args(["-c", &script])
+            .timeout(Duration::from_secs(2))
+            .run()
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(2) + KILL_GRACE + Duration::from_secs(1),
+            "took {elapsed:?}"
+        );
+        let msg = format!("{err:#}");
+        assert!(msg.contains("kept its output open"), "{msg}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            wait_until_dead(pid, Duration::from_secs(5)),
+            "background {pid} outlived the run"
+        );
+    }
+
+    #[test]
+    fn a_background_process_with_its_own_output_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("bg.pid");
+        let script = format!(
+            "sleep 100 >/dev/null 2>&1 & echo $! > {}; echo ok",
+            pid_file.display()
+        );
+        let out = Cmd::new("sh")
+            .args(["-c", &script])
+            .timeout(Duration::from_secs(30))
+            .run_checked();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        assert_eq!(out.unwrap().stdout, b"ok\n");
     }
 
     #[test]

@@ -77,24 +77,27 @@ pub fn redact(text: &str) -> String {
 pub fn redact_url_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (before, after_scheme) = rest.split_at(pos + 3);
+    while let Some((before, after_scheme)) = rest.split_once("://") {
         out.push_str(before);
+        out.push_str("://");
         // The authority ends at the first '/', '?', '#' or whitespace.
         let authority_end = after_scheme
             .find(|c: char| {
                 matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"' || c == '\''
             })
             .unwrap_or(after_scheme.len());
-        let authority = &after_scheme[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
+        let (authority, tail) = after_scheme
+            .split_at_checked(authority_end)
+            .unwrap_or((after_scheme, ""));
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
                 out.push_str(MASK);
-                out.push_str(&authority[at..]);
+                out.push('@');
+                out.push_str(host);
             }
             None => out.push_str(authority),
         }
-        rest = &after_scheme[authority_end..];
+        rest = tail;
     }
     out.push_str(rest);
     out
@@ -155,5 +158,17 @@ mod tests {
     fn global_registry_applies_everywhere() {
         register_secret("global-token-123");
         assert_eq!(redact("t=global-token-123"), "t=***");
+    }
+
+    proptest::proptest! {
+        /// Any text: no panic, and a `user:pass@` after `://` never survives.
+        #[test]
+        fn url_userinfo_redaction_never_panics(text in "\\PC{0,80}") {
+            let out = redact_url_userinfo(&text);
+            let probe = format!("{text} https://u:pw-canary@h/x");
+            let masked = redact_url_userinfo(&probe);
+            proptest::prop_assert!(!masked.contains("pw-canary@"), "{}", masked);
+            proptest::prop_assert!(out.len() <= text.len() + 3 * text.matches("://").count());
+        }
     }
 }

@@ -2,23 +2,32 @@
 
 use clap::Parser;
 use nodeguard_common::cli::CommonArgs;
+use nodeguard_common::exit;
 
-const AFTER_HELP: &str = "\
+const ABOUT_OUTPUT: &str = "\
 Reads the host under --host-root (never the machine the tool runs on, \
 except for the shared kernel's uname) and prints one JSON document: \
 os (id, id_like, version_id, family, immutable, source, ...), package \
 (format, manager, manager_present), arch, kernel, init, runtime, warnings. \
 An unrecognised OS is reported as os.id \"unknown\" with a warning, not as \
-an error.
+an error.";
 
-Exit codes:
-  0  success (the report is on stdout)
-  2  error, no report: the host root is missing or unreadable, or stdout failed";
+/// What the exit codes mean (shared wording from nodeguard-common).
+fn after_help() -> String {
+    let codes = exit::help(&[
+        (exit::SUCCESS, "success (the report is on stdout)"),
+        (
+            exit::ERROR,
+            "the host root is missing or unreadable, the metrics file or stdout failed",
+        ),
+    ]);
+    format!("{ABOUT_OUTPUT}\n\n{codes}")
+}
 
 /// What the host is: OS, family, package manager, architecture, init system
 /// and container runtime, read under a host root.
 #[derive(Debug, Parser)]
-#[command(name = "detect-host", version, about, after_help = AFTER_HELP)]
+#[command(name = "detect-host", version, about, after_help = after_help())]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,

@@ -42,12 +42,12 @@ pub mod package;
 pub mod report;
 pub mod runtime;
 
-use std::io;
-use std::path::Path;
+use std::io::Write;
 
 use anyhow::Context;
-use nodeguard_common::metrics::{self, Metrics};
-use nodeguard_common::{exit, report as envelope, HostRoot};
+use nodeguard_common::finish::{self, Finish};
+use nodeguard_common::metrics::Metrics;
+use nodeguard_common::{exit, HostRoot};
 
 pub use classify::{Family, PackageFormat, PackageManager};
 pub use init::InitSystem;
@@ -100,47 +100,28 @@ pub fn detect(root: &HostRoot) -> anyhow::Result<HostFacts> {
     })
 }
 
-/// Runs the command line: detect, print, optionally write metrics.
-pub fn run(cli: &cli::Cli) -> anyhow::Result<u8> {
+/// Runs the command line: detect, write the metrics file (if asked), then
+/// print the report to `out`; returns the exit code.
+pub fn run(cli: &cli::Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let common = &cli.common;
-    let detected = common
-        .open_host_root()
-        .and_then(|root| Ok((detect(&root)?, root)));
-    let (facts, root) = match detected {
-        Ok(found) => found,
-        Err(err) => {
-            if let Some(path) = &common.metrics_file {
-                // Keep the last good series, stamp the failed run.
-                if let Err(e) =
-                    metrics::write_run_metrics(path, &Metrics::new(TOOL), VERSION, false)
-                {
-                    log::warn!("writing metrics {}: {e:#}", path.display());
-                }
-            }
-            return Err(err);
+    let finish = Finish::new(TOOL, VERSION, common.metrics_file.as_deref());
+    finish.guard(|| {
+        let root = common.open_host_root()?;
+        let facts = detect(&root)?;
+        for warning in &facts.warnings {
+            log::info!("{warning}");
         }
-    };
-    for warning in &facts.warnings {
-        log::info!("{warning}");
-    }
-    let ctx = common.run_context(TOOL, VERSION, &root);
-    envelope::emit(
-        &mut io::stdout().lock(),
-        &ctx,
-        &facts,
-        common.format,
-        common.pretty,
-    )
-    .context("writing the report to stdout")?;
-    if let Some(path) = &common.metrics_file {
-        write_metrics(path, &facts)?;
-    }
-    Ok(exit::SUCCESS)
+        let ctx = common.run_context(TOOL, VERSION, &root);
+        let report = finish::render(&ctx, &facts, common.format, common.pretty)?;
+        finish.publish(out, &report, &metrics(&facts), true)?;
+        Ok(exit::SUCCESS)
+    })
 }
 
-/// `nodeguard_detect_host_os_info{…} 1` plus the warning count and the run
-/// stamps, for node-exporter's textfile collector.
-fn write_metrics(path: &Path, facts: &HostFacts) -> anyhow::Result<()> {
+/// `nodeguard_detect_host_os_info{…} 1` plus the warning count (the run
+/// stamps are added when the file is written), for node-exporter's textfile
+/// collector.
+fn metrics(facts: &HostFacts) -> Metrics {
     let mut m = Metrics::new(TOOL);
     m.gauge(
         "os_info",
@@ -169,6 +150,5 @@ fn write_metrics(path: &Path, facts: &HostFacts) -> anyhow::Result<()> {
         &[],
         f64::from(u32::try_from(facts.warnings.len()).unwrap_or(u32::MAX)),
     );
-    metrics::write_run_metrics(path, &m, VERSION, true)
-        .with_context(|| format!("writing metrics {}", path.display()))
+    m
 }

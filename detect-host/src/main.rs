@@ -1,9 +1,7 @@
-//! `detect-host` entry point: parse, log to stderr, run, map to an exit code.
-
-use clap::Parser;
+//! `detect-host` entry point: parse the command line, log to stderr, run with the
+//! report going to stdout, and map the result to the exit code (one line on
+//! stderr per error). Everything else is in the library: [`detect_host::run`].
 
 fn main() -> std::process::ExitCode {
-    let cli = detect_host::cli::Cli::parse();
-    nodeguard_common::logging::init();
-    nodeguard_common::exit::main_with(detect_host::TOOL, || detect_host::run(&cli))
+    nodeguard_common::exit::main::<detect_host::cli::Cli, _>(detect_host::TOOL, detect_host::run)
 }

@@ -1,6 +1,19 @@
 //! Attributes a rule can record, and attribute-set expressions such as
 //! `content-inode` or `perm+uid+gid+sha256`.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use std::fmt;
 
 /// One recorded attribute. The discriminant is the bit in an [`AttrSet`] and
@@ -50,7 +63,7 @@ pub const ALL: [(Attr, &str); 13] = [
 
 impl Attr {
     pub fn name(self) -> &'static str {
-        ALL[self as usize].1
+        ALL.get(self as usize).map_or("?", |(_, n)| *n)
     }
 }
 
@@ -136,31 +149,31 @@ pub fn parse_expr(expr: &str, user: &dyn Fn(&str) -> Option<AttrSet>) -> Result<
     }
     let mut set = AttrSet::EMPTY;
     let mut sign = '+';
-    let mut start = 0;
-    let bytes: Vec<char> = expr.chars().collect();
-    for i in 0..=bytes.len() {
-        if i == bytes.len() || bytes[i] == '+' || bytes[i] == '-' {
-            let name: String = bytes[start..i].iter().collect();
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(format!("empty term in attribute expression {expr:?}"));
-            }
-            let t = term(name, user).ok_or_else(|| {
-                format!(
-                    "unknown attribute or group {name:?} in {expr:?} (attributes: {}; groups: content, perms, log, exists)",
-                    ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
-                )
-            })?;
-            set = if sign == '+' {
-                set.union(t)
-            } else {
-                set.minus(t)
-            };
-            if i < bytes.len() {
-                sign = bytes[i];
-                start = i + 1;
-            }
+    let mut rest = expr;
+    loop {
+        let (name, next) = match rest.find(['+', '-']) {
+            Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i..)),
+            None => (rest, None),
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("empty term in attribute expression {expr:?}"));
         }
+        let t = term(name, user).ok_or_else(|| {
+            format!(
+                "unknown attribute or group {name:?} in {expr:?} (attributes: {}; groups: content, perms, log, exists)",
+                ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        set = if sign == '+' {
+            set.union(t)
+        } else {
+            set.minus(t)
+        };
+        let Some(next) = next else { break };
+        let mut chars = next.chars();
+        sign = chars.next().unwrap_or('+');
+        rest = chars.as_str();
     }
     Ok(set)
 }

@@ -1,17 +1,45 @@
 //! Command-line arguments (every flag also reads a `NODEGUARD_*` variable).
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nodeguard_common::cli::CommonArgs;
+use nodeguard_common::exit;
 use std::path::PathBuf;
 
-pub const EXIT_CODES: &str = "Exit codes:
-  0  success (changes, if any, are in the report)
-  1  success, and the report has what --fail-on asked to fail on
-  2  error: nothing was reported (bad config, unreadable baseline, I/O error)
-  3  baseline refused: corrupt, truncated, edited, wrong --key-file, or not
-     authenticated although --key-file was given (possible tampering)
-  4  baseline refused: intact but made for another node, another config,
-     other --path limits, or in an unsupported format version (run init)";
+/// What the exit codes mean (shared wording from nodeguard-common).
+pub fn exit_codes() -> String {
+    exit::help(&[
+        (exit::SUCCESS, "success (changes, if any, are in the report)"),
+        (
+            exit::FINDINGS,
+            "success, and the report has what --fail-on asked to fail on",
+        ),
+        (
+            exit::ERROR,
+            "bad config, unreadable baseline, metrics file not writable, I/O error",
+        ),
+        (
+            crate::EXIT_BASELINE_INTEGRITY,
+            "baseline refused: corrupt, truncated, edited, wrong --key-file, or not\nauthenticated although --key-file was given (possible tampering)",
+        ),
+        (
+            crate::EXIT_BASELINE_MISMATCH,
+            "baseline refused: intact but made for another node, another config,\nother --path limits, or in an unsupported format version (run init)",
+        ),
+    ])
+}
 
 pub const ENVIRONMENT: &str = "Environment: every flag also reads a variable: NODEGUARD_HOST_ROOT,
 NODEGUARD_BASELINE, NODEGUARD_CONFIG, NODEGUARD_KEY_FILE, NODEGUARD_PATH,
@@ -19,12 +47,15 @@ NODEGUARD_FORMAT, NODEGUARD_PRETTY, NODEGUARD_METRICS_FILE, NODEGUARD_NODE_NAME,
 NODEGUARD_MAX_READ_RATE, NODEGUARD_NICE, NODEGUARD_NO_IO_IDLE, NODEGUARD_THREADS,
 NODEGUARD_FAIL_ON, NODEGUARD_FORCE (see each command's --help).";
 
+/// The most hashing threads `--threads` accepts.
+pub const MAX_THREADS: u64 = 256;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fim-check",
     version,
     about = "File integrity monitoring for Kubernetes nodes: signed baselines, parallel SHA-256, JSON reports.",
-    after_help = format!("{ENVIRONMENT}\n\n{EXIT_CODES}")
+    after_help = format!("{ENVIRONMENT}\n\n{}", exit_codes())
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,23 +65,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Walk the selected files and write a new baseline.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes())]
     Init(InitArgs),
     /// Compare the host with the baseline and report what changed.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes())]
     Check(ScanArgs),
     /// Check, then accept the current state as the new baseline (the old
     /// one is kept as <BASELINE>.prev).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes())]
     Update(ScanArgs),
     /// Show a baseline's metadata, or with --path one recorded entry.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes())]
     Show(ShowArgs),
     /// Print the built-in Kubernetes node policy (TOML) to start a config from.
     DefaultConfig,
     /// Check, then keep watching: one JSON line per change as it happens,
     /// until SIGTERM/SIGINT (exit 0).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes())]
     Watch(WatchArgs),
 }
 
@@ -115,7 +146,8 @@ pub struct ScanArgs {
     )]
     pub paths: Vec<String>,
 
-    /// Cap on content read, in MB/s across all threads (0: unlimited).
+    /// Cap on content read, in MB/s across all threads (0: unlimited;
+    /// otherwise 0.001 to 1000000).
     #[arg(
         long,
         env = "NODEGUARD_MAX_READ_RATE",
@@ -132,8 +164,8 @@ pub struct ScanArgs {
     #[arg(long, env = "NODEGUARD_NO_IO_IDLE")]
     pub no_io_idle: bool,
 
-    /// Hashing threads (default: all CPUs).
-    #[arg(long, env = "NODEGUARD_THREADS")]
+    /// Hashing threads, 1 to 256 (default: all CPUs).
+    #[arg(long, env = "NODEGUARD_THREADS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS))]
     pub threads: Option<usize>,
 
     /// When to exit 1.

@@ -1,6 +1,19 @@
 //! One recorded file-system object, its type, and the path order shared by
 //! the walker, the baseline and the comparison.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use crate::attrs::{Attr, AttrSet};
 use std::cmp::Ordering;
 
@@ -145,9 +158,8 @@ impl Entry {
 /// (`/a/b` sorts before `/a.b`, unlike a plain byte comparison.)
 pub fn cmp_paths(a: &[u8], b: &[u8]) -> Ordering {
     let key = |c: u8| if c == b'/' { 0 } else { c };
-    let n = a.len().min(b.len());
-    for i in 0..n {
-        match key(a[i]).cmp(&key(b[i])) {
+    for (x, y) in a.iter().zip(b) {
+        match key(*x).cmp(&key(*y)) {
             Ordering::Equal => {}
             o => return o,
         }
@@ -160,7 +172,7 @@ pub fn is_within(path: &[u8], dir: &[u8]) -> bool {
     if dir == b"/" {
         return true;
     }
-    path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/')
+    path.starts_with(dir) && matches!(path.get(dir.len()), None | Some(b'/'))
 }
 
 /// A path for humans and JSON: UTF-8 as is, other bytes as `\xNN`.

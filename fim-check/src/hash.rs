@@ -2,6 +2,19 @@
 //! following any symlink, verified to be the object the walk saw, streamed
 //! through SHA-256, and checked for modification while they were read.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use crate::entry::{Entry, Timestamp};
 use crate::throttle::RateLimit;
 use nix::errno::Errno;
@@ -107,13 +120,16 @@ pub fn sha256_reader(
         if want == 0 {
             break;
         }
-        let n = match r.read(&mut buf[..want]) {
+        let Some(chunk) = buf.get_mut(..want) else {
+            break;
+        };
+        let n = match r.read(chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        h.update(&buf[..n]);
+        h.update(chunk.get(..n).unwrap_or_default());
         total += n as u64;
         if let Some(rate) = rate {
             rate.consume(n as u64);

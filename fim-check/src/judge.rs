@@ -6,10 +6,23 @@
 //! baseline have (through `merge`); a watcher calls `examine` then `judge`
 //! for each path an event names.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use crate::compare::diff;
 use crate::entry::{is_within, Entry};
 use crate::hash::{hash_entry, hash_prefix, stat_beneath, BUF_SIZE};
-use crate::policy::{Inherit, Policy};
+use crate::policy::{ancestors, Inherit, Policy};
 use crate::report::{Change, EntryError, Kind};
 use crate::scan::Source;
 use crate::walk::{entry_from, read_links_and_xattrs, Scope};
@@ -35,26 +48,18 @@ pub enum Examined {
 /// The rule that records `path` and whether its directory would be
 /// descended into, found like the walk does: deciding every ancestor from
 /// `/` down, inheriting recursive rules, stopping where the walk would not
-/// descend. `None` when the walk would not record `path`.
+/// descend. `None` when the walk would not record `path`. It does not see
+/// mount points: with `one_file_system` the walk also stops at another
+/// file system, so a watcher should only watch directories the walk
+/// entered.
 pub fn select(policy: &Policy, scope: &Scope, path: &[u8], is_dir: bool) -> Option<usize> {
     let mut inherit = Inherit::default();
-    let mut at = 0;
-    // Every proper ancestor, `/` first.
-    loop {
-        let ancestor: &[u8] = if at == 0 { b"/" } else { path.get(..at)? };
-        if ancestor == path {
-            break;
-        }
-        let d = policy.decide(ancestor, true, inherit);
-        if !(d.descend && (scope.contains(ancestor) || scope.leads_to(ancestor))) {
+    for a in ancestors(path) {
+        let d = policy.decide(a, true, inherit);
+        if !(d.descend && (scope.contains(a) || scope.leads_to(a))) {
             return None;
         }
         inherit = d.inherit;
-        let rest = path.get(at + 1..)?;
-        match rest.iter().position(|&c| c == b'/') {
-            Some(i) => at += 1 + i,
-            None => break,
-        }
     }
     let d = policy.decide(path, is_dir, inherit);
     d.record.filter(|_| scope.contains(path))
@@ -185,7 +190,8 @@ pub fn may_select(policy: &Policy, path: &[u8]) -> bool {
     policy
         .rules
         .iter()
-        .any(|r| is_within(path, &r.matcher.base) || is_within(&r.matcher.base, path))
+        .flat_map(|r| &r.matcher.bases)
+        .any(|b| is_within(path, b) || is_within(b, path))
 }
 
 #[cfg(test)]

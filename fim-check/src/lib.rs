@@ -17,6 +17,7 @@ pub mod judge;
 pub mod merge;
 pub mod policy;
 pub mod report;
+pub mod roots;
 pub mod scan;
 pub mod throttle;
 pub mod walk;
@@ -29,7 +30,7 @@ pub const TOOL: &str = "fim-check";
 /// The tool's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Exit code: the baseline failed its integrity check (see `cli::EXIT_CODES`).
+/// Exit code: the baseline failed its integrity check (see `cli::exit_codes`).
 pub const EXIT_BASELINE_INTEGRITY: u8 = 3;
 /// Exit code: the baseline is intact but not for this node/config/format.
 pub const EXIT_BASELINE_MISMATCH: u8 = 4;

@@ -8,8 +8,22 @@
 //! longest literal base, a literal path beating a pattern on the same base,
 //! and a later rule beating an earlier one on a tie.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use crate::attrs::{parse_expr, AttrSet};
 use crate::entry::is_within;
+use crate::roots;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -71,16 +85,16 @@ impl RuleSpec {
 #[derive(Debug)]
 pub enum Pattern {
     Literal,
-    Glob(globset::GlobMatcher),
+    Glob(globset::GlobSet),
     Regex(regex::bytes::Regex),
 }
 
 #[derive(Debug)]
 pub struct Matcher {
     pattern: Pattern,
-    /// The literal directory every match lies in (the whole path for
-    /// `Literal`).
-    pub base: Vec<u8>,
+    /// The literal directories every match lies in (the whole path for
+    /// `Literal`); a regex alternation can have several.
+    pub bases: Vec<Vec<u8>>,
     source: String,
 }
 
@@ -88,27 +102,21 @@ impl Matcher {
     fn parse(spec: &PatternSpec) -> Result<Matcher, String> {
         match (&spec.path, &spec.glob, &spec.regex) {
             (Some(p), None, None) => Ok(Matcher {
-                base: normalize(p)?,
+                bases: vec![normalize(p)?],
                 pattern: Pattern::Literal,
                 source: format!("path:{}", String::from_utf8_lossy(&normalize(p)?)),
             }),
-            (None, Some(g), None) => {
-                let glob = globset::GlobBuilder::new(g)
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build()
-                    .map_err(|e| format!("bad glob {g:?}: {e}"))?;
-                Ok(Matcher {
-                    base: literal_base(g, "*?[{\\")?,
-                    pattern: Pattern::Glob(glob.compile_matcher()),
-                    source: format!("glob:{g}"),
-                })
-            }
+            (None, Some(g), None) => Ok(Matcher {
+                bases: vec![literal_base(g, "*?[{\\")?],
+                pattern: Pattern::Glob(compile_glob(g)?),
+                source: format!("glob:{g}"),
+            }),
             (None, None, Some(r)) => {
+                let bases = roots::regex_roots(r)?;
                 let re = regex::bytes::Regex::new(&format!("^(?:{r})$"))
-                    .map_err(|e| format!("bad regex {r:?}: {e}"))?;
+                    .map_err(|e| format!("bad regex {r:?}: {}", one_line(&e.to_string())))?;
                 Ok(Matcher {
-                    base: literal_base(r.trim_start_matches('^'), ".[]()*+?{}|^$\\")?,
+                    bases,
                     pattern: Pattern::Regex(re),
                     source: format!("regex:{r}"),
                 })
@@ -121,19 +129,67 @@ impl Matcher {
         matches!(self.pattern, Pattern::Literal)
     }
 
+    /// The longest base `path` lies in, if any.
+    fn base_of(&self, path: &[u8]) -> Option<&[u8]> {
+        self.bases
+            .iter()
+            .filter(|b| is_within(path, b))
+            .map(Vec::as_slice)
+            .max_by_key(|b| b.len())
+    }
+
     pub fn matches(&self, path: &[u8]) -> bool {
         match &self.pattern {
-            Pattern::Literal => path == self.base.as_slice(),
-            _ if !is_within(path, &self.base) => false,
+            Pattern::Literal => self.bases.iter().any(|b| path == b.as_slice()),
+            _ if self.base_of(path).is_none() => false,
             Pattern::Glob(g) => g.is_match(Path::new(OsStr::from_bytes(path))),
             Pattern::Regex(r) => r.is_match(path),
         }
     }
 
-    /// Literal paths beat patterns on the same base; longer bases win.
-    fn specificity(&self) -> usize {
-        self.base.len() * 2 + usize::from(self.is_literal())
+    /// For a path it matches: literal paths beat patterns on the same
+    /// base; longer bases win.
+    fn specificity(&self, path: &[u8]) -> usize {
+        self.base_of(path).map_or(0, <[u8]>::len) * 2 + usize::from(self.is_literal())
     }
+}
+
+/// A glob as a matcher, refused (not a panic inside globset) when it nests
+/// braces too deeply or is too long to compile.
+fn compile_glob(g: &str) -> Result<globset::GlobSet, String> {
+    if g.len() > roots::MAX_PATTERN_LEN {
+        return Err(format!(
+            "glob is {} bytes; at most {} are accepted",
+            g.len(),
+            roots::MAX_PATTERN_LEN
+        ));
+    }
+    let depth = roots::glob_brace_depth(g);
+    if depth > roots::MAX_GLOB_NESTING {
+        return Err(format!(
+            "glob {g:?} nests braces {depth} deep; at most {} levels are accepted",
+            roots::MAX_GLOB_NESTING
+        ));
+    }
+    let glob = globset::GlobBuilder::new(g)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| format!("bad glob {g:?}: {e}"))?;
+    // A set's build returns an error where `compile_matcher` would panic.
+    globset::GlobSetBuilder::new()
+        .add(glob)
+        .build()
+        .map_err(|e| format!("bad glob {g:?}: {}", one_line(&e.to_string())))
+}
+
+/// An error from a parser that draws multi-line diagrams, on one line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// An absolute path inside the host root, without `.`/`..`, `//` or a
@@ -166,10 +222,10 @@ fn literal_base(pat: &str, meta: &str) -> Result<Vec<u8>, String> {
         ));
     }
     let lit = match pat.find(|c| meta.contains(c)) {
-        Some(i) => &pat[..i],
+        Some(i) => pat.get(..i).unwrap_or_default(),
         None => pat,
     };
-    let dir = &lit[..lit.rfind('/').unwrap_or(0)];
+    let dir = lit.get(..lit.rfind('/').unwrap_or(0)).unwrap_or_default();
     normalize(if dir.is_empty() { "/" } else { dir })
 }
 
@@ -212,7 +268,8 @@ impl Policy {
     }
 
     pub fn parse(text: &str, source: &str) -> Result<Policy, String> {
-        let cfg: ConfigFile = toml::from_str(text).map_err(|e| format!("{source}: {e}"))?;
+        let cfg: ConfigFile =
+            nodeguard_common::input::parse_toml(text, source).map_err(|e| format!("{e:#}"))?;
         let mut groups: BTreeMap<String, AttrSet> = BTreeMap::new();
         for (name, expr) in &cfg.groups {
             let known = groups.clone();
@@ -263,14 +320,10 @@ impl Policy {
         })
     }
 
-    fn better(&self, a: Option<usize>, b: usize) -> usize {
+    fn better(&self, path: &[u8], a: Option<usize>, b: usize) -> usize {
+        let key = |i: usize| self.rules.get(i).map_or(0, |r| r.matcher.specificity(path));
         match a {
-            Some(a)
-                if (self.rules[a].matcher.specificity(), a)
-                    > (self.rules[b].matcher.specificity(), b) =>
-            {
-                a
-            }
+            Some(a) if (key(a), a) > (key(b), b) => a,
             _ => b,
         }
     }
@@ -322,14 +375,18 @@ impl Policy {
     /// Whether a rule names this exact directory (the walk may cross a
     /// mount point there even with `one_file_system`).
     pub fn is_rule_base(&self, path: &[u8]) -> bool {
-        self.rules.iter().any(|r| r.matcher.base == path)
+        self.rules
+            .iter()
+            .any(|r| r.matcher.bases.iter().any(|b| b == path))
     }
 
     /// Whether some rule may select paths strictly below `dir`.
     fn rule_below(&self, dir: &[u8]) -> bool {
         self.rules.iter().any(|r| {
-            let b = &r.matcher.base;
-            is_within(b, dir) && (b.as_slice() != dir || !r.matcher.is_literal())
+            r.matcher
+                .bases
+                .iter()
+                .any(|b| is_within(b, dir) && (b.as_slice() != dir || !r.matcher.is_literal()))
         })
     }
 
@@ -345,9 +402,9 @@ impl Policy {
         let mut inherit = parent.0;
         for (i, r) in self.rules.iter().enumerate() {
             if r.matcher.matches(path) {
-                record = Some(self.better(record, i));
+                record = Some(self.better(path, record, i));
                 if r.recursive {
-                    inherit = Some(self.better(inherit, i));
+                    inherit = Some(self.better(path, inherit, i));
                 }
             }
         }
@@ -357,6 +414,58 @@ impl Policy {
             inherit: Inherit(inherit),
         }
     }
+}
+
+impl Policy {
+    /// Whether the walk records anything at or below `dir`, judged from
+    /// the rules alone (not the file system): every ancestor is descended
+    /// into, and `dir` itself is recorded or descended into.
+    pub fn selects_within(&self, dir: &[u8]) -> bool {
+        let mut inherit = Inherit::default();
+        for ancestor in ancestors(dir) {
+            let d = self.decide(ancestor, true, inherit);
+            if !d.descend {
+                return false;
+            }
+            inherit = d.inherit;
+        }
+        let d = self.decide(dir, true, inherit);
+        d.record.is_some() || d.descend
+    }
+
+    /// What the rules cover, for messages: `/etc, /usr/bin, ... (N more)`.
+    pub fn coverage(&self) -> String {
+        let mut bases: Vec<String> = self
+            .rules
+            .iter()
+            .flat_map(|r| &r.matcher.bases)
+            .map(|b| crate::entry::display_path(b))
+            .collect();
+        bases.sort();
+        bases.dedup();
+        const SHOWN: usize = 12;
+        let more = bases.len().saturating_sub(SHOWN);
+        bases.truncate(SHOWN);
+        let mut out = bases.join(", ");
+        if more > 0 {
+            out.push_str(&format!(" and {more} more"));
+        }
+        out
+    }
+}
+
+/// The proper ancestors of a normalised absolute path, `/` first.
+pub fn ancestors(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let root: &[u8] = b"/";
+    let inner = path
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, c)| **c == b'/')
+        .filter_map(move |(i, _)| path.get(..i));
+    std::iter::once(root)
+        .filter(move |_| path != b"/")
+        .chain(inner)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -477,6 +586,78 @@ mod tests {
         assert!(e.contains("exactly one"), "{e}");
         assert!(Policy::parse("bogus = 1", "x").is_err());
         assert!(Policy::parse("", "x").unwrap_err().contains("no [[rule]]"));
+    }
+
+    #[test]
+    fn path_limits_outside_the_policy_select_nothing() {
+        let p = Policy::builtin().expect("builtin");
+        assert!(p.selects_within(b"/etc"));
+        assert!(p.selects_within(b"/etc/ssh/new"));
+        assert!(p.selects_within(b"/"));
+        assert!(!p.selects_within(b"/srv/app"));
+        assert!(!p.selects_within(b"/proc/1"));
+        assert!(p.coverage().contains("/etc"));
+        let v: Vec<&[u8]> = ancestors(b"/a/b/c").collect();
+        assert_eq!(v, [&b"/"[..], b"/a", b"/a/b"]);
+        assert_eq!(ancestors(b"/").count(), 0);
+    }
+
+    fn rule_with(kind: &str, pattern: &str) -> String {
+        let quoted = serde_json::to_string(pattern).expect("json string");
+        format!("[[rule]]\n{kind} = {quoted}\nattributes = \"content\"\n")
+    }
+
+    proptest::proptest! {
+        /// Any pattern text parses or is refused with one line; matching
+        /// and selection never panic.
+        #[test]
+        fn arbitrary_patterns_never_panic(
+            body in "[/a-z{},*?\\[\\]()|^$.+\\\\-]{0,300}",
+            any in ".{0,80}",
+        ) {
+            for pat in [format!("/{body}"), any.clone(), body.clone()] {
+                for kind in ["glob", "regex", "path"] {
+                    match Policy::parse(&rule_with(kind, &pat), "t") {
+                        Ok(p) => {
+                            let _ = p.selects_within(b"/a/b");
+                            let _ = p.decide(b"/a", true, Inherit::default());
+                            let _ = p.coverage();
+                        }
+                        Err(e) => proptest::prop_assert!(!e.contains('\n'), "{e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every alternative of a regex counts, for rules and for excludes.
+    #[test]
+    fn regex_alternatives_select_and_exclude_everywhere() {
+        let p = Policy::parse(
+            "[[rule]]\nregex = '/usr/bin/tool|/etc/passwd'\nattributes = \"content\"\n\
+             [[rule]]\npath = \"/var\"\nattributes = \"perms\"\n\
+             [[exclude]]\nregex = '/var/a|/var/b/c'\n",
+            "t",
+        )
+        .expect("policy");
+        assert!(rec(&p, "/etc/passwd", &["/", "/etc"]).is_some());
+        assert!(rec(&p, "/usr/bin/tool", &["/", "/usr", "/usr/bin"]).is_some());
+        assert!(rec(&p, "/etc/shadow", &["/", "/etc"]).is_none());
+        assert!(p.decide(b"/etc", true, Inherit::default()).descend);
+        assert!(p.is_excluded(b"/var/a") && p.is_excluded(b"/var/b/c"));
+        assert!(!p.is_excluded(b"/var/b"));
+    }
+
+    #[test]
+    fn deep_brace_nesting_is_refused() {
+        let g = format!("/{}b{}", "{a,".repeat(150), "}".repeat(150));
+        let e = Policy::parse(&rule_with("glob", &g), "t").unwrap_err();
+        assert!(
+            e.contains("rule #1") && e.contains("nests braces 150 deep"),
+            "{e}"
+        );
+        let ok = format!("/{}b{}", "{a,".repeat(8), "}".repeat(8));
+        assert!(Policy::parse(&rule_with("glob", &ok), "t").is_ok());
     }
 
     #[test]

@@ -1,6 +1,19 @@
 //! Being gentle on a production node: a global read-rate limit shared by
 //! all hashing threads, CPU niceness and the idle I/O scheduling class.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,21 +28,40 @@ pub struct RateLimit {
     consumed: AtomicU64,
 }
 
+/// Accepted `--max-read-rate` values (MB/s), besides 0 (unlimited).
+pub const MIN_RATE_MB: f64 = 0.001;
+/// The largest accepted rate: 1 TB/s, far above any disk.
+pub const MAX_RATE_MB: f64 = 1_000_000.0;
+
 impl RateLimit {
-    /// `mb_per_sec` in MB/s (10^6 bytes); must be positive.
-    pub fn new(mb_per_sec: f64) -> RateLimit {
-        RateLimit {
+    /// `mb_per_sec` in MB/s (10^6 bytes), within
+    /// `MIN_RATE_MB..=MAX_RATE_MB`; anything else is an error.
+    pub fn new(mb_per_sec: f64) -> Result<RateLimit, String> {
+        if !(MIN_RATE_MB..=MAX_RATE_MB).contains(&mb_per_sec) {
+            return Err(format!(
+                "--max-read-rate {mb_per_sec} is out of range: give 0 (unlimited) or {MIN_RATE_MB} to {MAX_RATE_MB} MB/s"
+            ));
+        }
+        Ok(RateLimit {
             bytes_per_sec: mb_per_sec * 1e6,
             start: Instant::now(),
             consumed: AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn consume(&self, n: u64) {
-        let total = self.consumed.fetch_add(n, Ordering::Relaxed) + n;
+        let total = self
+            .consumed
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
         // u64 → f64 loses precision only beyond 9 PB.
         #[allow(clippy::cast_precision_loss)]
-        let due = Duration::from_secs_f64(total as f64 / self.bytes_per_sec);
+        let secs = total as f64 / self.bytes_per_sec;
+        // In range by construction (at least 1 kB/s: at most 1.8e16 s);
+        // never panic on an impossible value, just do not sleep.
+        let Ok(due) = Duration::try_from_secs_f64(secs) else {
+            return;
+        };
         let elapsed = self.start.elapsed();
         if due > elapsed {
             std::thread::sleep(due - elapsed);
@@ -79,13 +111,23 @@ mod tests {
 
     #[test]
     fn rate_limit_holds_the_average() {
-        let rl = RateLimit::new(10.0); // 10 MB/s
+        let rl = RateLimit::new(10.0).expect("rate"); // 10 MB/s
         let t = Instant::now();
         for _ in 0..10 {
             rl.consume(200_000); // 2 MB in total → at least 0.2 s
         }
         let s = t.elapsed().as_secs_f64();
         assert!(s >= 0.19, "2 MB at 10 MB/s took only {s} s");
+    }
+
+    #[test]
+    fn out_of_range_rates_are_errors() {
+        for r in [1e-300, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert!(RateLimit::new(r).is_err(), "{r}");
+        }
+        let rl = RateLimit::new(MIN_RATE_MB).expect("min");
+        rl.consume(0);
+        assert!(RateLimit::new(MAX_RATE_MB).is_ok());
     }
 
     #[test]

@@ -3,6 +3,19 @@
 //! leaving the host root, and (with `one_file_system`) not crossing mount
 //! points except at a directory a rule names.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use crate::attrs::{Attr, AttrSet};
 use crate::entry::{is_within, Entry, FileType, Timestamp};
 use crate::policy::{Inherit, Policy};
@@ -170,7 +183,7 @@ impl<'p> Walker<'p> {
                 self.it.skip_current_dir();
             }
         }
-        let rule = &self.policy.rules[record?];
+        let rule = self.policy.rules.get(record?)?;
         let entry = entry_from(path, &md, rule.attrs, rule.recursive)?;
         Some(Item::Entry {
             entry,

@@ -4,28 +4,54 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use nodeguard_common::cli::CommonArgs;
+use nodeguard_common::exit;
 
 use crate::hostexec::ExecMode;
 
-/// Exit codes, shown in `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:
-  0  success (plan printed, host converged or changed, agent healthy, agent removed)
-  1  status: the agent is not healthy (not installed, drifted, stopped, not verified)
-  2  error, no report (bad profile, unreadable credentials, host not reachable)
-  3  a step failed; the report names it
-  4  another install-agent run holds the host lock
-  5  the package does not match its pinned sha256; nothing was installed
-  6  the agent is installed but not by nodeguard; pass --adopt to manage it
-  7  the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)
+/// Exit codes, shown in `--help` (shared wording from nodeguard-common).
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        0,
+        "success (plan printed, host converged or changed, agent healthy, agent removed)",
+    ),
+    (
+        1,
+        "status: the agent is not healthy (not installed, drifted, stopped, not verified)",
+    ),
+    (
+        2,
+        "bad profile, unreadable credentials, host not reachable, metrics file not writable",
+    ),
+    (3, "a step failed; the report names it"),
+    (4, "another install-agent run holds the host lock"),
+    (
+        5,
+        "the package does not match its pinned sha256; nothing was installed",
+    ),
+    (
+        6,
+        "the agent is installed but not by nodeguard; pass --adopt to manage it",
+    ),
+    (
+        7,
+        "the host cannot get this agent (immutable OS, no package manager, no package for its OS/arch)",
+    ),
+];
 
-Environment: every flag is also a variable NODEGUARD_<FLAG>, e.g. NODEGUARD_PROFILE,
+/// Environment and logging notes, shown in `--help`.
+const ENVIRONMENT: &str = "Environment: every flag is also a variable NODEGUARD_<FLAG>, e.g. NODEGUARD_PROFILE,
 NODEGUARD_CREDENTIALS_DIR, NODEGUARD_TARGET_PID, NODEGUARD_EXEC_MODE, NODEGUARD_CA_BUNDLE,
 NODEGUARD_HOST_ROOT, NODEGUARD_FORMAT, NODEGUARD_METRICS_FILE (see `install-agent <command> --help`).
 Logs: RUST_LOG (stderr, redacted). Download proxy: HTTPS_PROXY / NO_PROXY.";
 
+/// The text after `--help`: exit codes, then the environment.
+pub fn exit_codes_help() -> String {
+    format!("{}\n\n{ENVIRONMENT}", exit::help(EXIT_CODES))
+}
+
 /// Installs and keeps converged a vendor security agent on the host.
 #[derive(Debug, Parser)]
-#[command(name = "install-agent", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "install-agent", version, after_help = exit_codes_help())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -21,7 +21,7 @@
 //! through `/proc/<pid>/root`. [`state`] keeps the ownership record, the
 //! interrupted-run journal and the host lock. [`fetch`] downloads and
 //! verifies packages. The profile format is in [`profile`] and
-//! `docs/install-agent.md`. Exit codes: [`cli::EXIT_CODES_HELP`].
+//! `docs/install-agent.md`. Exit codes: [`cli::EXIT_CODES`].
 
 pub mod cli;
 pub mod converge;
@@ -45,8 +45,9 @@ pub mod verify;
 use std::io::Write;
 
 use anyhow::Result;
-use nodeguard_common::metrics::{write_run_metrics, Metrics};
-use nodeguard_common::report::{emit, RunContext};
+use nodeguard_common::finish::{self, Finish};
+use nodeguard_common::metrics::Metrics;
+use nodeguard_common::report::RunContext;
 
 use crate::cli::{Cli, Command};
 use crate::converge::Action;
@@ -58,8 +59,15 @@ pub const TOOL: &str = "install-agent";
 /// The tool's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Run one command; returns the exit code.
+/// Run one command, write the metrics file (if asked), then print the
+/// report to `out`; returns the exit code.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
+    let args = cli.command.args();
+    let finish = Finish::new(TOOL, VERSION, args.common.metrics_file.as_deref());
+    finish.guard(|| run_command(cli, out, &finish))
+}
+
+fn run_command(cli: &Cli, out: &mut dyn Write, finish: &Finish<'_>) -> Result<u8> {
     let args = cli.command.args();
     // Node name: from --node-name or the host's /etc/hostname, read once the
     // session has found the host root.
@@ -81,11 +89,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Status(_) => inspect::status(&session, &mut report)?,
         Command::Uninstall { purge, .. } => uninstall::uninstall(&session, &mut report, *purge)?,
     };
-    emit(out, &ctx, &report, args.common.format, args.common.pretty)?;
-    if let Some(path) = &args.common.metrics_file {
-        let success = !matches!(report.status, Outcome::Failed);
-        write_run_metrics(path, &metrics(&report), VERSION, success)?;
-    }
+    let rendered = finish::render(&ctx, &report, args.common.format, args.common.pretty)?;
+    let success = !matches!(report.status, Outcome::Failed);
+    finish.publish(out, &rendered, &metrics(&report), success)?;
     Ok(code)
 }
 

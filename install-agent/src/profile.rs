@@ -258,13 +258,21 @@ impl Profile {
         );
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read profile {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid profile {}", path.display()))
+        Self::parse_from(&text, &path.display().to_string())
     }
 
     /// Parse and validate profile text.
     pub fn parse(text: &str) -> Result<Self> {
-        let profile: Profile = toml::from_str(text)?;
-        profile.validate()?;
+        Self::parse_from(text, "profile")
+    }
+
+    /// Parse and validate profile text read from `source`: a TOML error is
+    /// `source:line:column: message`, a validation error names `source`.
+    fn parse_from(text: &str, source: &str) -> Result<Self> {
+        let profile: Profile = nodeguard_common::input::parse_toml(text, source)?;
+        profile
+            .validate()
+            .with_context(|| format!("invalid profile {source}"))?;
         Ok(profile)
     }
 

@@ -6,22 +6,33 @@ use std::time::Duration;
 
 use clap::Parser;
 use nodeguard_common::cli::CommonArgs;
+use nodeguard_common::exit;
 
 use crate::trivy_report::Severity;
 
-const AFTER_HELP: &str = "Exit codes:
-  0  success (findings and per-image scan failures are data in the report)
-  1  success, and an image (or the host, with --host) has a finding at or
-     above --fail-on
-  2  error: nothing was reported (no runtime socket, crictl failed or printed
-     garbage, no vulnerability DB, metrics file not writable); stderr names
-     the path or command";
+/// What the exit codes mean (shared wording from nodeguard-common).
+fn after_help() -> String {
+    exit::help(&[
+        (
+            exit::SUCCESS,
+            "success (findings and per-image scan failures are data in the report)",
+        ),
+        (
+            exit::FINDINGS,
+            "success, and an image (or the host, with --host) has a finding at or\nabove --fail-on",
+        ),
+        (
+            exit::ERROR,
+            "no runtime socket, crictl failed or printed garbage, no vulnerability DB,\nmetrics file not writable",
+        ),
+    ])
+}
 
 /// Lists the node's running containers with crictl, scans each unique image
 /// once with Trivy (from the node's own image store, never a registry unless
 /// asked), and prints one JSON report.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "scan-images", version, after_help = AFTER_HELP)]
+#[command(name = "scan-images", version, after_help = after_help())]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,

@@ -44,8 +44,9 @@ use std::io::Write;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nodeguard_common::exit;
+use nodeguard_common::finish::{self, Finish};
 use nodeguard_common::HostRoot;
 
 use crate::cli::Cli;
@@ -62,34 +63,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The metrics file is written before the report is printed, so a failure
 /// to write it is an error with no report (exit 2), as the contract says.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
-    let host = cli.common.open_host_root()?;
-    let ctx = cli.common.run_context(TOOL, VERSION, &host);
-    let outcome = cycle(cli, &host);
-    let (report, db_time) = match outcome {
-        Ok(done) => done,
-        Err(e) => {
-            if let Some(path) = &cli.common.metrics_file {
-                let empty = nodeguard_common::metrics::Metrics::new(TOOL);
-                if let Err(me) =
-                    nodeguard_common::metrics::write_run_metrics(path, &empty, VERSION, false)
-                {
-                    log::warn!("writing {}: {me:#}", path.display());
-                }
-            }
-            return Err(e);
-        }
-    };
-    if let Some(path) = &cli.common.metrics_file {
+    let finish = Finish::new(TOOL, VERSION, cli.common.metrics_file.as_deref());
+    finish.guard(|| {
+        let host = cli.common.open_host_root()?;
+        let ctx = cli.common.run_context(TOOL, VERSION, &host);
+        let (report, db_time) = cycle(cli, &host)?;
         let metrics = metrics::build(&report, db_time, SystemTime::now());
-        nodeguard_common::metrics::write_run_metrics(path, &metrics, VERSION, true)
-            .with_context(|| format!("writing metrics file {}", path.display()))?;
-    }
-    nodeguard_common::report::emit(out, &ctx, &report, cli.common.format, cli.common.pretty)
-        .context("writing the report to stdout")?;
-    Ok(if report.summary.fail_on_triggered {
-        exit::FINDINGS
-    } else {
-        exit::SUCCESS
+        let rendered = finish::render(&ctx, &report, cli.common.format, cli.common.pretty)?;
+        finish.publish(out, &rendered, &metrics, true)?;
+        Ok(if report.summary.fail_on_triggered {
+            exit::FINDINGS
+        } else {
+            exit::SUCCESS
+        })
     })
 }
 

@@ -1,12 +1,7 @@
-//! `scan-images` entry point: parse flags, run, map the result to the exit
-//! code (see `scan-images --help`).
-
-use clap::Parser;
+//! `scan-images` entry point: parse the command line, log to stderr, run with the
+//! report going to stdout, and map the result to the exit code (one line on
+//! stderr per error). Everything else is in the library: [`scan_images::run`].
 
 fn main() -> std::process::ExitCode {
-    let cli = scan_images::cli::Cli::parse();
-    nodeguard_common::logging::init();
-    nodeguard_common::exit::main_with(scan_images::TOOL, || {
-        scan_images::run(&cli, &mut std::io::stdout().lock())
-    })
+    nodeguard_common::exit::main::<scan_images::cli::Cli, _>(scan_images::TOOL, scan_images::run)
 }

@@ -4,6 +4,7 @@
 
 mod baseline;
 mod changes;
+mod hostile;
 mod output;
 
 use crate::harness::{self, RunResult, TestDir};
@@ -62,6 +63,37 @@ impl Fim {
             c.arg("--config").arg(cfg);
         }
         c
+    }
+
+    /// `fim-check <sub>` with exactly these files (no defaults added), run
+    /// under `timeout(1)`: a hang shows as exit 124, never a stuck test.
+    fn run_timed(
+        &self,
+        sub: &str,
+        baseline: &Path,
+        config: Option<&Path>,
+        key: Option<&Path>,
+        extra: &[&str],
+    ) -> RunResult {
+        let mut c = Command::new("timeout");
+        c.args(["--kill-after=2", "20"])
+            .arg(harness::bin("fim-check"))
+            .arg(sub)
+            .arg("--host-root")
+            .arg(self.root())
+            .arg("--baseline")
+            .arg(baseline)
+            .args(["--node-name", "node-a"]);
+        if sub != "show" {
+            c.args(["--nice", "0"]);
+        }
+        if let Some(cfg) = config {
+            c.arg("--config").arg(cfg);
+        }
+        if let Some(k) = key {
+            c.arg("--key-file").arg(k);
+        }
+        harness::run(c.args(extra))
     }
 
     fn run(&self, sub: &str, extra: &[&str]) -> RunResult {

@@ -9,4 +9,4 @@
 mod cycle;
 mod e2e;
 mod faults;
-mod node;
+pub(crate) mod node;

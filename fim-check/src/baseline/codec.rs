@@ -13,15 +13,21 @@ const FLAG_RECURSIVE: u64 = 1;
 const FLAG_HAS_SHA256: u64 = 2;
 
 pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    // The low seven bits of `v`, by design.
+    let low7 = |v: u64| u8::try_from(v & 0x7f).unwrap_or(0);
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        out.push(low7(v) | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.push(low7(v));
 }
 
 fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+    // Zigzag: the bit pattern of the i64, read as a u64.
+    put_uvarint(
+        out,
+        u64::from_ne_bytes(((v << 1) ^ (v >> 63)).to_ne_bytes()),
+    );
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -42,7 +48,7 @@ pub fn encode_entry(out: &mut Vec<u8>, prev_path: &[u8], e: &Entry) {
         .take_while(|(a, b)| a == b)
         .count();
     put_uvarint(out, shared as u64);
-    put_bytes(out, &e.path[shared..]);
+    put_bytes(out, e.path.get(shared..).unwrap_or_default());
     out.push(e.ftype as u8);
     put_uvarint(out, u64::from(e.attrs.bits()));
     let has_sha = e.wants_hash() && e.sha256.is_some();
@@ -141,7 +147,7 @@ impl<'a> Cursor<'a> {
             .checked_add(n)
             .filter(|e| *e <= self.buf.len())
             .ok_or("record too short")?;
-        let s = &self.buf[self.pos..end];
+        let s = self.buf.get(self.pos..end).ok_or("record too short")?;
         self.pos = end;
         Ok(s)
     }
@@ -173,7 +179,10 @@ pub fn decode_entry(rec: &[u8], prev_path: &[u8]) -> Result<Entry, String> {
     if shared > prev_path.len() {
         return Err("path prefix longer than the previous path".into());
     }
-    let mut path = prev_path[..shared].to_vec();
+    let mut path = prev_path
+        .get(..shared)
+        .ok_or("path prefix longer than the previous path")?
+        .to_vec();
     path.extend_from_slice(c.bytes()?);
     if !path.starts_with(b"/")
         || path.contains(&0)
@@ -188,7 +197,8 @@ pub fn decode_entry(rec: &[u8], prev_path: &[u8]) -> Result<Entry, String> {
     if !prev_path.is_empty() && cmp_paths(prev_path, &path) != Ordering::Less {
         return Err("entries out of order".into());
     }
-    let ftype = FileType::from_code(c.take(1)?[0]).ok_or("unknown file type")?;
+    let code = c.take(1)?.first().copied().ok_or("record too short")?;
+    let ftype = FileType::from_code(code).ok_or("unknown file type")?;
     let bits = u32::try_from(c.uvarint()?).map_err(|_| "bad attribute set")?;
     let attrs = AttrSet::from_bits(bits).ok_or("unknown attribute bits")?;
     let flags = c.uvarint()?;

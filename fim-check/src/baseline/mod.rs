@@ -14,6 +14,19 @@
 //! Entries are written and read one at a time: neither side ever holds the
 //! whole baseline in memory.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 pub mod codec;
 
 use crate::entry::Entry;
@@ -26,6 +39,10 @@ use std::io::{self, BufRead, Read, Write};
 pub const MAGIC: &[u8; 8] = b"NGFIMBL\n";
 pub const FORMAT_VERSION: u16 = 1;
 const MAX_HEADER: usize = 1 << 20;
+/// Most entries a baseline may hold (about 100 times what the built-in
+/// policy records on a node); a longer stream is refused when read and
+/// when written, so neither side runs unbounded.
+pub const MAX_ENTRIES: u64 = 1 << 24;
 /// A shorter key is refused: HMAC is only as strong as its key.
 pub const MIN_KEY_LEN: usize = 16;
 
@@ -151,8 +168,14 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Appends one entry; entries must come in path order.
+    /// Appends one entry; entries must come in path order. Fails past
+    /// `MAX_ENTRIES`.
     pub fn write(&mut self, e: &Entry) -> io::Result<()> {
+        if self.count >= MAX_ENTRIES {
+            return Err(io::Error::other(format!(
+                "more than {MAX_ENTRIES} entries: narrow the policy or use --path"
+            )));
+        }
         let mut rec = std::mem::take(&mut self.buf);
         rec.clear();
         codec::encode_entry(&mut rec, &self.prev_path, e);
@@ -190,6 +213,7 @@ pub struct Reader<R: BufRead> {
     prev_path: Vec<u8>,
     count: u64,
     finished: bool,
+    max_entries: u64,
     /// The baseline is authenticated but no key was given.
     pub unverified: bool,
 }
@@ -236,11 +260,18 @@ impl<R: BufRead> Reader<R> {
             prev_path: Vec::new(),
             count: 0,
             finished: false,
+            max_entries: MAX_ENTRIES,
             unverified,
         };
         reader.feed(&start);
         reader.feed(&json);
         Ok(reader)
+    }
+
+    /// Lowers the entry limit (tests).
+    pub fn with_max_entries(mut self, max: u64) -> Self {
+        self.max_entries = max;
+        self
     }
 
     pub fn header(&self) -> &Header {
@@ -276,6 +307,12 @@ impl<R: BufRead> Reader<R> {
         if len == 0 {
             self.finish()?;
             return Ok(None);
+        }
+        if self.count >= self.max_entries {
+            return Err(integrity(format!(
+                "more than {} entries (the limit)",
+                self.max_entries
+            )));
         }
         let len = usize::try_from(len)
             .ok()

@@ -122,6 +122,34 @@ fn every_truncation_is_detected() {
     }
 }
 
+/// The entry stream is bounded: a reader refuses more than its limit
+/// (exit 3 territory: an integrity error), before reading the excess.
+#[test]
+fn entry_count_is_bounded() {
+    let key = b"0123456789abcdef0123";
+    let bytes = build(Some(key));
+    let mut r = Reader::open(bytes.as_slice(), Some(key))
+        .expect("open")
+        .with_max_entries(10);
+    let mut n = 0;
+    let err = loop {
+        match r.next_entry() {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => panic!("read past the limit"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(n, 10);
+    assert!(
+        matches!(&err, BaselineError::Integrity(m) if m.contains("more than 10 entries")),
+        "{err:?}"
+    );
+    assert!(
+        read_all(&bytes, Some(key)).is_ok(),
+        "the default limit is far above 50"
+    );
+}
+
 #[test]
 fn other_format_versions_are_a_mismatch() {
     let mut bytes = build(None);

@@ -13,6 +13,15 @@ use std::io::Write;
 pub(crate) fn init(a: &InitArgs, out: &mut dyn Write) -> Result<u8> {
     let s = setup(&a.scan)?;
     let path = &a.scan.baseline;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            bail!(
+                "baseline {} is {}, not a regular file: refusing to replace it",
+                path.display(),
+                nodeguard_common::input::describe_type(&meta)
+            );
+        }
+    }
     if path.exists() && !a.force {
         bail!("baseline {} already exists; use `update` to accept changes or `init --force` to replace it", path.display());
     }

@@ -7,6 +7,19 @@
 //! `setup::setup`, `stored::open_for_comparison`, `stored::load_baseline`,
 //! `check::compare_host` and `crate::judge`.
 
+// Input-derived values never index, slice, truncate or panic (tests may).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 pub(crate) mod check;
 pub(crate) mod init;
 pub(crate) mod setup;
@@ -19,31 +32,22 @@ use crate::cli::{Cli, Command, FailOn, ScanArgs};
 use crate::policy::DEFAULT_POLICY;
 use crate::report::ScanReport;
 use crate::{TOOL, VERSION};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nodeguard_common::exit::{FINDINGS, SUCCESS};
-use nodeguard_common::report::emit;
+use nodeguard_common::finish::{render, Finish};
 use setup::Setup;
 use std::io::Write;
 
-/// Runs one command; on failure the metrics file (if any) records a failed
-/// run and keeps the previous run's series.
-// The signature is the workspace's shared `run` contract (common's to change).
-#[allow(clippy::needless_pass_by_value)]
-pub fn run(cli: Cli) -> Result<u8> {
+/// Runs one command, printing its report to `out`; on failure the metrics
+/// file (if any) records a failed run and keeps the previous run's series.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let metrics_file = match &cli.command {
-        Command::Init(a) => a.scan.common.metrics_file.clone(),
-        Command::Check(a) | Command::Update(a) => a.common.metrics_file.clone(),
-        Command::Watch(a) => a.scan.common.metrics_file.clone(),
+        Command::Init(a) => a.scan.common.metrics_file.as_deref(),
+        Command::Check(a) | Command::Update(a) => a.common.metrics_file.as_deref(),
+        Command::Watch(a) => a.scan.common.metrics_file.as_deref(),
         Command::Show(_) | Command::DefaultConfig => None,
     };
-    let result = dispatch(&cli, &mut std::io::stdout().lock());
-    if let (Err(_), Some(m)) = (&result, metrics_file) {
-        let empty = nodeguard_common::metrics::Metrics::new(TOOL);
-        if let Err(e) = nodeguard_common::metrics::write_run_metrics(&m, &empty, VERSION, false) {
-            log::warn!("cannot write --metrics-file {}: {e:#}", m.display());
-        }
-    }
-    result
+    Finish::new(TOOL, VERSION, metrics_file).guard(|| dispatch(cli, out))
 }
 
 fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
@@ -54,25 +58,26 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Show(a) => show::show(a, out),
         Command::Watch(a) => watch::watch(a, out),
         Command::DefaultConfig => {
-            out.write_all(DEFAULT_POLICY.as_bytes())?;
+            Finish::print(out, DEFAULT_POLICY.as_bytes())?;
             Ok(SUCCESS)
         }
     }
 }
 
-/// Prints the report, writes metrics, and picks the exit code.
+/// Writes metrics, then prints the report, and picks the exit code.
 pub(crate) fn finish(
     s: &Setup,
     a: &ScanArgs,
     report: &ScanReport,
     out: &mut dyn Write,
 ) -> Result<u8> {
-    emit(out, &s.ctx, report, a.common.format, a.common.pretty)
-        .context("cannot write the report to stdout")?;
-    if let Some(m) = &a.common.metrics_file {
-        nodeguard_common::metrics::write_run_metrics(m, &report.metrics(), VERSION, true)
-            .with_context(|| format!("cannot write --metrics-file {}", m.display()))?;
-    }
+    let rendered = render(&s.ctx, report, a.common.format, a.common.pretty)?;
+    Finish::new(TOOL, VERSION, a.common.metrics_file.as_deref()).publish(
+        out,
+        &rendered,
+        &report.metrics(),
+        true,
+    )?;
     Ok(if fails(a.fail_on, report) {
         FINDINGS
     } else {

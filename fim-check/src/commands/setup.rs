@@ -13,6 +13,9 @@ use crate::walk::Scope;
 use crate::{TOOL, VERSION};
 use anyhow::{bail, Context, Result};
 use nodeguard_common::hostroot::HostRoot;
+use nodeguard_common::input::{
+    read_regular_file, read_regular_file_to_string, CONFIG_MAX_BYTES, SECRET_MAX_BYTES,
+};
 use nodeguard_common::report::{rfc3339, RunContext};
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -53,11 +56,22 @@ pub(crate) fn setup(a: &ScanArgs) -> Result<Setup> {
         .iter()
         .map(|p| normalize(p).map_err(|e| anyhow::anyhow!("--path: {e}")))
         .collect::<Result<Vec<_>>>()?;
-    let key = read_key(a.key_file.as_deref())?;
-    if !(a.max_read_rate >= 0.0 && a.max_read_rate.is_finite()) {
-        bail!("--max-read-rate must be a non-negative number of MB/s");
+    for l in &limits {
+        if !policy.selects_within(l) {
+            bail!(
+                "--path {} selects nothing under the policy ({}): it covers {}",
+                display_path(l),
+                policy.source,
+                policy.coverage()
+            );
+        }
     }
-    let rate = (a.max_read_rate > 0.0).then(|| RateLimit::new(a.max_read_rate));
+    let key = read_key(a.key_file.as_deref())?;
+    let rate = if a.max_read_rate == 0.0 {
+        None
+    } else {
+        Some(RateLimit::new(a.max_read_rate).map_err(anyhow::Error::msg)?)
+    };
     // Priorities first: the pool's threads inherit them.
     if a.nice > 0 {
         throttle::set_nice(a.nice).unwrap_or_else(|e| log::warn!("cannot lower CPU priority: {e}"));
@@ -67,7 +81,7 @@ pub(crate) fn setup(a: &ScanArgs) -> Result<Setup> {
     }
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = a.threads {
-        pool = pool.num_threads(n.max(1));
+        pool = pool.num_threads(n);
     }
     if let Err(e) = pool.build_global() {
         log::debug!("thread pool already set up: {e}");
@@ -84,23 +98,25 @@ pub(crate) fn setup(a: &ScanArgs) -> Result<Setup> {
     })
 }
 
-/// The policy from `--config`, or the built-in one.
+/// The policy from `--config` (a regular file of at most
+/// `CONFIG_MAX_BYTES`), or the built-in one.
 pub(crate) fn read_policy(config: Option<&Path>) -> Result<Policy> {
     match config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --config {}", p.display()))?;
+            let text = read_regular_file_to_string(p, CONFIG_MAX_BYTES)
+                .map_err(|e| anyhow::anyhow!("--config: {e:#}"))?;
             Policy::parse(&text, &p.display().to_string()).map_err(anyhow::Error::msg)
         }
         None => Policy::builtin().map_err(anyhow::Error::msg),
     }
 }
 
-/// Reads the HMAC key; it is registered for redaction and never printed.
+/// Reads the HMAC key (a regular file of at most `SECRET_MAX_BYTES`); it
+/// is registered for redaction and never printed.
 pub(crate) fn read_key(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
     let Some(path) = path else { return Ok(None) };
-    let mut key = std::fs::read(path)
-        .with_context(|| format!("cannot read --key-file {}", path.display()))?;
+    let mut key = read_regular_file(path, SECRET_MAX_BYTES)
+        .map_err(|e| anyhow::anyhow!("--key-file: {e:#}"))?;
     while key.last().is_some_and(u8::is_ascii_whitespace) {
         key.pop();
     }

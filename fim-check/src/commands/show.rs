@@ -10,8 +10,9 @@ use crate::report::ShowReport;
 use crate::{TOOL, VERSION};
 use anyhow::{bail, Result};
 use nodeguard_common::exit::SUCCESS;
+use nodeguard_common::finish::{render, Finish};
 use nodeguard_common::hostroot::HostRoot;
-use nodeguard_common::report::{emit, RunContext};
+use nodeguard_common::report::RunContext;
 use std::io::Write;
 
 pub(crate) fn show(a: &ShowArgs, out: &mut dyn Write) -> Result<u8> {
@@ -56,7 +57,10 @@ pub(crate) fn show(a: &ShowArgs, out: &mut dyn Write) -> Result<u8> {
         .as_ref()
         .map_or_else(|| header.node.clone(), |h| a.common.node_name(h));
     let ctx = RunContext::new(TOOL, VERSION, node);
-    emit(out, &ctx, &report, a.common.format, a.common.pretty)?;
+    Finish::print(
+        out,
+        &render(&ctx, &report, a.common.format, a.common.pretty)?,
+    )?;
     Ok(SUCCESS)
 }
 

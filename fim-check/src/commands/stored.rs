@@ -34,14 +34,40 @@ pub(crate) fn baseline_error(path: &Path, e: BaselineError) -> anyhow::Error {
 }
 
 /// Opens a baseline and reads its header (entries are not read yet).
+/// Only a regular file is read: a FIFO, a device or a directory is
+/// refused at once (opened non-blocking, type checked on the descriptor).
 pub(crate) fn open_baseline(path: &Path, key: Option<&[u8]>) -> Result<BaselineReader> {
-    let file = File::open(path).with_context(|| {
-        format!(
-            "cannot open baseline {} (run `fim-check init` first)",
-            path.display()
-        )
-    })?;
+    let file = open_regular(path)?;
     Reader::open(BufReader::with_capacity(IO_BUF, file), key).map_err(|e| baseline_error(path, e))
+}
+
+/// Opens `path` for reading without blocking on a FIFO or becoming a
+/// terminal's controller, and refuses anything but a regular file.
+fn open_regular(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (run `fim-check init` first)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot open baseline {}{hint}: {e}", path.display())
+        })?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot open baseline {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "baseline {}: it is {}, not a regular file",
+            path.display(),
+            nodeguard_common::input::describe_type(&meta)
+        );
+    }
+    Ok(file)
 }
 
 /// Opens the baseline for `check`/`update`/`watch`: refuses one made for

@@ -553,7 +553,11 @@ fn exhausted_watches_are_said_counted_and_covered_by_a_full_check() {
     for _ in 0..5 {
         h.w.step(Some(Duration::from_millis(1))).unwrap();
     }
-    let checks = h.lines().iter().filter(|r| r["record"] == "full_check").count();
+    let checks = h
+        .lines()
+        .iter()
+        .filter(|r| r["record"] == "full_check")
+        .count();
     assert_eq!(checks, 2, "one at start, one asked for");
     h.w.write_metrics(true);
     let m = fs::read_to_string(h.dir.path().join("metrics.prom")).unwrap();
