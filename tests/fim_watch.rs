@@ -214,3 +214,103 @@ fn watch_refuses_a_tampered_baseline_with_3_and_a_foreign_one_with_4() {
     r.assert_code(4);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+/// `scripts/fim.sh` with `NODEGUARD_FIM_MODE=watch`: init on the first
+/// start, then the watcher (its lines in the entrypoint's stdout); a
+/// watcher that exits (here: the baseline tampered, exit 3) is a failed
+/// run, restarted after the backoff; SIGTERM stops everything.
+#[test]
+fn fim_sh_watch_mode_inits_watches_and_restarts_a_failed_watcher() {
+    let t = Tree::new("watch-entrypoint");
+    for d in ["state", "results"] {
+        fs::create_dir(t.dir.join(d)).expect("mkdir");
+    }
+    let bin_dir = harness::bin("fim-check")
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("sh");
+    c.arg(harness::workspace_root().join("scripts/fim.sh"))
+        .arg("run");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("NODEGUARD_") {
+            c.env_remove(&key);
+        }
+    }
+    c.env("PATH", path)
+        .env("NODEGUARD_FIM_MODE", "watch")
+        .env("NODEGUARD_WATCH_BACKEND", "inotify")
+        .env("NODEGUARD_HOST_ROOT", t.dir.join("root"))
+        .env("NODEGUARD_CONFIG", t.dir.join("policy.toml"))
+        .env("NODEGUARD_KEY_FILE", t.dir.join("key"))
+        .env("NODEGUARD_BASELINE", t.dir.join("bl/baseline"))
+        .env("NODEGUARD_NODE_NAME", "node-w")
+        .env("NODEGUARD_NICE", "0")
+        .env("NODEGUARD_LOOP_STATE_DIR", t.dir.join("state"))
+        .env("NODEGUARD_LOOP_RESULTS_DIR", t.dir.join("results"))
+        .env(
+            "NODEGUARD_LOOP_TERMINATION_LOG",
+            t.dir.join("termination-log"),
+        )
+        .env("NODEGUARD_LOOP_NICE", "0")
+        .env("NODEGUARD_LOOP_IONICE_CLASS", "")
+        .env("NODEGUARD_LOOP_JITTER", "0")
+        .env("NODEGUARD_LOOP_INTERVAL", "3600")
+        .env("NODEGUARD_LOOP_BACKOFF_INITIAL", "1")
+        .env("NODEGUARD_LOOP_BACKOFF_MAX", "2");
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn fim.sh");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut w = Watch { child, lines };
+    let init = w.wait_for("init run", |v| v["record"] == "entrypoint_run");
+    assert_eq!(
+        (init["action"].as_str(), init["status"].as_str()),
+        (Some("init"), Some("ok")),
+        "{init}"
+    );
+    w.wait_for("watching", |v| v["record"] == "watching");
+    fs::write(t.root("etc/passwd"), "changed\n").expect("write");
+    w.wait_for("change", |v| {
+        v["record"] == "change" && v["path"] == "/etc/passwd"
+    });
+    // Tamper with the baseline: the watcher notices the file changed,
+    // refuses it (exit 3); the entrypoint logs a failed run and restarts
+    // it, which fails the same way, after the backoff.
+    let bl = t.dir.join("bl/baseline");
+    let mut bytes = fs::read(&bl).expect("baseline");
+    let n = bytes.len();
+    bytes[n - 40] ^= 1;
+    fs::write(&bl, &bytes).expect("write");
+    for _ in 0..2 {
+        let run = w.wait_for("failed watch run", |v| v["record"] == "entrypoint_run");
+        assert_eq!(
+            (run["action"].as_str(), run["exit_code"].as_i64()),
+            (Some("watch"), Some(3)),
+            "{run}"
+        );
+        assert_eq!(run["status"], "error");
+    }
+    w.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, took) = w.exit_code(Duration::from_secs(5));
+    assert_eq!(code, 143);
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+}
