@@ -37,7 +37,15 @@ pub struct FanotifySource {
     marks: HashMap<Fsid, OwnedFd>,
     dirs: HashSet<Vec<u8>>,
     buf: Vec<u8>,
+    /// Directory handle (fsid + handle bytes) → path: most events land in
+    /// a few directories, and resolving a handle costs three syscalls.
+    /// Cleared whenever a directory is renamed or removed anywhere (a
+    /// rename of any ancestor makes cached paths stale).
+    names: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
+
+/// Entries kept in the handle → path cache before it is cleared.
+const NAME_CACHE: usize = 4096;
 
 fn errno() -> io::Error {
     io::Error::last_os_error()
@@ -125,6 +133,7 @@ impl FanotifySource {
             marks: HashMap::new(),
             dirs: HashSet::new(),
             buf: vec![0u8; 64 * 1024],
+            names: HashMap::new(),
         })
     }
 
@@ -300,11 +309,21 @@ impl EventSource for FanotifySource {
                 }
                 if meta.mask & libc::FAN_Q_OVERFLOW != 0 {
                     out.push(Item::Overflow);
-                } else if let Some(item) = self.parse(
-                    &self.buf[off + meta.metadata_len as usize..off + len],
-                    meta.mask,
-                ) {
-                    out.push(item);
+                } else {
+                    let buf = std::mem::take(&mut self.buf);
+                    let item = buf
+                        .get(off + meta.metadata_len as usize..off + len)
+                        .and_then(|info| self.parse(info, meta.mask));
+                    self.buf = buf;
+                    out.extend(item);
+                }
+                let renamed = libc::FAN_MOVED_FROM
+                    | libc::FAN_MOVED_TO
+                    | libc::FAN_DELETE
+                    | libc::FAN_DELETE_SELF
+                    | libc::FAN_MOVE_SELF;
+                if meta.mask & libc::FAN_ONDIR != 0 && meta.mask & renamed != 0 {
+                    self.names.clear();
                 }
                 off += len;
             }
@@ -314,7 +333,7 @@ impl EventSource for FanotifySource {
 
 impl FanotifySource {
     /// One event's info records → an item about a host path.
-    fn parse(&self, mut info: &[u8], mask: u64) -> Option<Item> {
+    fn parse(&mut self, mut info: &[u8], mask: u64) -> Option<Item> {
         while info.len() >= 4 {
             let kind = info[0];
             let len = u16::from_ne_bytes([info[2], info[3]]) as usize;
@@ -347,10 +366,22 @@ impl FanotifySource {
             } else {
                 b""
             };
-            let mount = self.marks.get(&fsid)?;
-            let fd = open_handle(mount.as_fd(), handle).ok()?;
-            let real = readlink_fd(fd.as_fd()).ok()?;
-            let dir = self.host_path(&real)?;
+            let key = rec.get(4..20 + hb)?;
+            let dir = match self.names.get(key) {
+                Some(known) => known.clone()?,
+                None => {
+                    let mount = self.marks.get(&fsid)?;
+                    let resolved = open_handle(mount.as_fd(), handle)
+                        .ok()
+                        .and_then(|fd| readlink_fd(fd.as_fd()).ok())
+                        .and_then(|real| self.host_path(&real));
+                    if self.names.len() >= NAME_CACHE {
+                        self.names.clear();
+                    }
+                    self.names.insert(key.to_vec(), resolved.clone());
+                    resolved?
+                }
+            };
             let is_dir = mask & libc::FAN_ONDIR != 0;
             let path = if name.is_empty() || name == b"." {
                 dir

@@ -514,6 +514,13 @@ fn fanotify_reports_changes_when_this_process_may_use_it() {
     fs::create_dir(h.p("/etc/d")).unwrap();
     fs::write(h.p("/etc/d/f"), "f").unwrap();
     assert_eq!(h.change("/etc/d/f")["kind"], "added");
+    // A renamed directory: cached handle → path resolutions are dropped.
+    fs::rename(h.p("/etc/d"), h.p("/etc/e")).unwrap();
+    h.wait_for("e/f added", |r| {
+        r["path"] == "/etc/e/f" && r["kind"] == "added"
+    });
+    fs::write(h.p("/etc/e/g"), "g").unwrap();
+    assert_eq!(h.change("/etc/e/g")["kind"], "added");
     fs::write(h.p("/etc/cache/x"), "x").unwrap();
     fs::remove_file(h.p("/etc/a")).unwrap();
     assert_eq!(h.change("/etc/a")["kind"], "removed");
