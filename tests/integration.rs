@@ -18,6 +18,7 @@ mod cluster_report;
 mod deploy;
 mod detect_host;
 mod fim_check;
+mod fim_watch;
 mod install_agent;
 mod scan_images;
 mod scripts;

@@ -79,6 +79,32 @@ pub enum Command {
     Show(ShowArgs),
     /// Print the built-in Kubernetes node policy (TOML) to start a config from.
     DefaultConfig,
+    /// Check, then keep watching: one JSON line per change as it happens,
+    /// until SIGTERM/SIGINT (exit 0).
+    #[command(after_help = exit_codes())]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Event source: inotify (one watch per directory, no capability),
+    /// fanotify (one mark per file system; Linux 5.9+, CAP_SYS_ADMIN and
+    /// CAP_DAC_READ_SEARCH), auto (fanotify when allowed, else inotify).
+    #[arg(long, env = "NODEGUARD_WATCH_BACKEND", value_enum, default_value_t = crate::watch::Backend::Auto)]
+    pub backend: crate::watch::Backend,
+
+    /// Also run a full check this often, in seconds (0: only at start and
+    /// after lost events).
+    #[arg(
+        long,
+        env = "NODEGUARD_FULL_CHECK_INTERVAL",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
+    pub full_check_interval: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

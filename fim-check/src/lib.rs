@@ -21,6 +21,7 @@ pub mod roots;
 pub mod scan;
 pub mod throttle;
 pub mod walk;
+pub mod watch;
 
 pub use commands::run;
 

@@ -26,6 +26,7 @@ pub(crate) mod setup;
 pub(crate) mod show;
 pub(crate) mod stored;
 pub(crate) mod update;
+pub(crate) mod watch;
 
 use crate::cli::{Cli, Command, FailOn, ScanArgs};
 use crate::policy::DEFAULT_POLICY;
@@ -43,6 +44,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
     let metrics_file = match &cli.command {
         Command::Init(a) => a.scan.common.metrics_file.as_deref(),
         Command::Check(a) | Command::Update(a) => a.common.metrics_file.as_deref(),
+        Command::Watch(a) => a.scan.common.metrics_file.as_deref(),
         Command::Show(_) | Command::DefaultConfig => None,
     };
     Finish::new(TOOL, VERSION, metrics_file).guard(|| dispatch(cli, out))
@@ -54,6 +56,7 @@ fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         Command::Check(a) => check::check(a, out),
         Command::Update(a) => update::update(a, out),
         Command::Show(a) => show::show(a, out),
+        Command::Watch(a) => watch::watch(a, out),
         Command::DefaultConfig => {
             Finish::print(out, DEFAULT_POLICY.as_bytes())?;
             Ok(SUCCESS)
