@@ -270,7 +270,11 @@ mod tests {
         assert_eq!(parse_size("1234"), Ok(1234));
         assert_eq!(parse_size("4GiB"), Ok(4 << 30));
         assert_eq!(parse_size("2g"), Ok(2 << 30));
-        assert_eq!(parse_size("2Gi"), Ok(2 << 30), "the chart's Kubernetes spelling");
+        assert_eq!(
+            parse_size("2Gi"),
+            Ok(2 << 30),
+            "the chart's Kubernetes spelling"
+        );
         assert_eq!(parse_size("512Mi"), Ok(512 << 20));
         assert_eq!(parse_size("500MB"), Ok(500_000_000));
         assert!(parse_size("lots").is_err());
