@@ -440,6 +440,11 @@ def check_scenario_specifics(c, scen, values, docs):
         c.check(all(d["spec"]["template"]["spec"].get("priorityClassName") == "system-node-critical"
                     for d in ds.values()), f"{scen}: system-node-critical")
         c.check("Secret" not in by_kind, f"{scen}: no Secret without credentials")
+    if "fim" in ds:
+        fim_env = {e["name"]: e.get("value") for ctr in containers(ds["fim"]["spec"]["template"]["spec"])
+                   for e in ctr.get("env", [])}
+        want = "watch" if scen == "fim-watch" else "periodic"
+        c.check(fim_env.get("NODEGUARD_FIM_MODE") == want, f"{scen}: fim mode {want} ({fim_env.get('NODEGUARD_FIM_MODE')})")
     if scen == "component-off":
         c.check("scan-images" not in ds and len(ds) == 3, f"{scen}: scan-images disabled")
         c.check(all("scan-images" not in d["metadata"]["name"] for d in docs), f"{scen}: nothing of scan-images left")
