@@ -111,6 +111,10 @@ cleanup() {
         kill "$CTD_PID" 2>/dev/null || true
         wait "$CTD_PID" 2>/dev/null || true
     fi
+    # Shims outlive containerd and keep the container's rootfs mounted: end
+    # them and lift every mount under $W, or the 4.7 GB state stays behind.
+    pkill -f "containerd-shim.*-address $W/c.sock" 2>/dev/null || true
+    awk -v w="$W" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r | xargs -r -n1 umount -l
     rm -rf "$W"
 }
 trap cleanup EXIT
