@@ -1,19 +1,6 @@
 //! Attributes a rule can record, and attribute-set expressions such as
 //! `content-inode` or `perm+uid+gid+sha256`.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use std::fmt;
 
 /// One recorded attribute. The discriminant is the bit in an [`AttrSet`] and

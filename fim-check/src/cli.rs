@@ -1,18 +1,5 @@
 //! Command-line arguments (every flag also reads a `NODEGUARD_*` variable).
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nodeguard_common::cli::CommonArgs;
 use nodeguard_common::exit;

@@ -1,18 +1,5 @@
 //! Comparing a recorded entry with the current one, attribute by attribute.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::attrs::Attr;
 use crate::entry::{display_path, Entry, FileType, Timestamp};
 use crate::policy::hex;

@@ -1,19 +1,6 @@
 //! One recorded file-system object, its type, and the path order shared by
 //! the walker, the baseline and the comparison.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::attrs::{Attr, AttrSet};
 use std::cmp::Ordering;
 

@@ -2,19 +2,6 @@
 //! following any symlink, verified to be the object the walk saw, streamed
 //! through SHA-256, and checked for modification while they were read.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::entry::{Entry, Timestamp};
 use crate::throttle::RateLimit;
 use nix::errno::Errno;

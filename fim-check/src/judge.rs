@@ -6,19 +6,6 @@
 //! baseline have (through `merge`); a watcher calls `examine` then `judge`
 //! for each path an event names.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::compare::diff;
 use crate::entry::{is_within, Entry};
 use crate::hash::{hash_entry, hash_prefix, stat_beneath, BUF_SIZE};

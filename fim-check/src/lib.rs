@@ -6,6 +6,20 @@
 //! prints one JSON report (`report`); `update` does both and replaces the
 //! baseline atomically, keeping the previous one as `<baseline>.prev`.
 
+// Everything here reads hostile input (files, policies, baselines): an
+// input-derived value never indexes, slices, truncates or panics. Tests may.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 pub mod attrs;
 pub mod baseline;
 pub mod cli;

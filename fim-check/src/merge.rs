@@ -3,19 +3,6 @@
 //! each side (plus the report). With an output writer, the joined result
 //! becomes the next baseline (`update`).
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::baseline::{BaselineError, Reader, Writer};
 use crate::entry::{cmp_paths, is_within, Entry};
 use crate::judge::judge_entry;

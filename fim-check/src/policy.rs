@@ -8,19 +8,6 @@
 //! longest literal base, a literal path beating a pattern on the same base,
 //! and a later rule beating an earlier one on a tie.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::attrs::{parse_expr, AttrSet};
 use crate::entry::is_within;
 use crate::roots;

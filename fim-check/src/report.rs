@@ -1,18 +1,5 @@
 //! The JSON report and the metrics file.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::compare::AttrChange;
 use crate::entry::display_path;
 use crate::policy::hex;

@@ -5,19 +5,6 @@
 //! understood instead of cutting the text at the first metacharacter:
 //! `/usr/bin/tool|/etc/passwd` has the roots `/usr/bin` and `/etc`.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use regex_syntax::hir::{Hir, HirKind};
 
 /// At most this many literal prefixes are followed through a pattern;

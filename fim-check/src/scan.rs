@@ -2,19 +2,6 @@
 //! chunk is hashed on the thread pool; chunks leave in walk order, so the
 //! output is deterministic and at most two chunks are in memory.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::hash::{hash_entry, LinkCache, BUF_SIZE};
 use crate::policy::Policy;
 use crate::throttle::RateLimit;

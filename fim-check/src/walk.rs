@@ -3,19 +3,6 @@
 //! leaving the host root, and (with `one_file_system`) not crossing mount
 //! points except at a directory a rule names.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 use crate::attrs::{Attr, AttrSet};
 use crate::entry::{is_within, Entry, FileType, Timestamp};
 use crate::policy::{Inherit, Policy};

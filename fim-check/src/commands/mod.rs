@@ -7,19 +7,6 @@
 //! `setup::setup`, `stored::open_for_comparison`, `stored::load_baseline`,
 //! `check::compare_host` and `crate::judge`.
 
-// Input-derived values never index, slice, truncate or panic (tests may).
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::indexing_slicing,
-        clippy::string_slice,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
-
 pub(crate) mod check;
 pub(crate) mod init;
 pub(crate) mod setup;

@@ -115,8 +115,8 @@ impl<'o> RecordWriter<'o> {
             "message": message,
             "detected_at": precise(SystemTime::now()),
         });
-        if let Some(p) = path {
-            v["path"] = json!(display_path(p));
+        if let (Some(p), Some(fields)) = (path, v.as_object_mut()) {
+            fields.insert("path".to_owned(), json!(display_path(p)));
         }
         self.write("notice", &v)
     }

@@ -137,5 +137,9 @@ pub fn parent(path: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let i = path.iter().rposition(|&b| b == b'/')?;
-    Some(if i == 0 { b"/" } else { &path[..i] })
+    if i == 0 {
+        Some(b"/")
+    } else {
+        path.get(..i)
+    }
 }

@@ -232,15 +232,16 @@ impl Reported {
 
     /// Outstanding changes by kind: added, removed, changed.
     pub fn counts(&self) -> [u64; 3] {
-        let mut c = [0u64; 3];
+        let (mut added, mut removed, mut changed) = (0u64, 0u64, 0u64);
         for f in self.map.values() {
-            c[match f.kind {
-                Kind::Added => 0,
-                Kind::Removed => 1,
-                Kind::Changed => 2,
-            }] += 1;
+            let count = match f.kind {
+                Kind::Added => &mut added,
+                Kind::Removed => &mut removed,
+                Kind::Changed => &mut changed,
+            };
+            *count = count.saturating_add(1);
         }
-        c
+        [added, removed, changed]
     }
 
     pub fn clear(&mut self) {

@@ -74,7 +74,7 @@ impl Ctx<'_> {
         record: usize,
         buf: &mut [u8],
     ) -> Option<Entry> {
-        let rule = &self.policy.rules[record];
+        let rule = self.policy.rules.get(record)?;
         let mut e = crate::walk::entry_from(path.to_vec(), md, rule.attrs, rule.recursive)?;
         read_links_and_xattrs(self.root, &mut e);
         if e.wants_hash() && e.error.as_deref() != Some(crate::walk::VANISHED) {
