@@ -43,12 +43,15 @@ export CARGO_TARGET_DIR="$cache/target"
 # explicit --target so build scripts and proc macros stay uninstrumented.
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
 echo "fuzz: building targets in $CARGO_TARGET_DIR"
-cargo build --locked --release --quiet --manifest-path "$root/fuzz/Cargo.toml" \
+# Not --locked: fuzz/Cargo.lock follows the workspace crates' dependencies,
+# and a crate that gains one must not break this run (new entries resolve
+# next to the pinned ones; nothing pinned moves).
+cargo build --release --quiet --manifest-path "$root/fuzz/Cargo.toml" \
     --target "$host" --bins
 bin="$CARGO_TARGET_DIR/$host/release"
 
-generated="$cache/seeds"
-rm -rf "$generated"
+generated="$(mktemp -d)"
+trap 'rm -rf "$generated"' EXIT
 "$bin/seeds" "$generated" "$root" ${shared:+"$shared"}
 
 if [ "$#" -gt 0 ]; then
