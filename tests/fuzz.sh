@@ -77,10 +77,14 @@ for target in "${targets[@]}"; do
             dirs+=("$seeds")
         fi
     done
+    dict=()
+    if [ -f "$root/fuzz/dict/$target.dict" ]; then
+        dict=(-dict="$root/fuzz/dict/$target.dict")
+    fi
     log="$logs/$target.log"
     status=0
     "$bin/$target" -max_total_time="$seconds" -timeout="$input_timeout" \
-        -rss_limit_mb="$rss_mb" -max_len=65536 -print_final_stats=1 \
+        -rss_limit_mb="$rss_mb" -max_len=65536 -print_final_stats=1 "${dict[@]}" \
         -artifact_prefix="$crashes/$target/" "${dirs[@]}" >"$log" 2>&1 || status=$?
     summary="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n1 || true)"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)"
