@@ -20,6 +20,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let built = view::build(cluster, "prometheus", vec!["fuzz".to_owned()], &options);
+    // Counts saturate, never wrap (issue 15): the cluster total covers
+    // every node's, so `--fail-on critical` sees any node's criticals.
+    for node in &built.nodes {
+        assert!(
+            built.summary.vulnerabilities.critical() >= node.vulnerabilities.critical(),
+            "cluster critical total {} below node {}'s {}",
+            built.summary.vulnerabilities.critical(),
+            node.node,
+            node.vulnerabilities.critical()
+        );
+    }
     let _ = html::render(&built, &html::time_text(options.now));
     let _ = serde_json::to_vec(&built);
 });
