@@ -71,6 +71,17 @@ failed=()
 for target in "${targets[@]}"; do
     corpus="$cache/corpus/$target"
     mkdir -p "$corpus" "$crashes/$target"
+    # The cached corpus grows with every run; past 4000 inputs it is
+    # minimised (libFuzzer -merge keeps one input per coverage feature).
+    if [ "$(find "$corpus" -type f | wc -l)" -gt 4000 ]; then
+        rm -rf "$corpus.min"
+        mkdir -p "$corpus.min"
+        if "$bin/$target" -merge=1 -timeout="$input_timeout" -rss_limit_mb="$rss_mb" \
+            "$corpus.min" "$corpus" >/dev/null 2>&1; then
+            rm -rf "$corpus"
+            mv "$corpus.min" "$corpus"
+        fi
+    fi
     dirs=("$corpus")
     for seeds in "$root/fuzz/seeds/$target" "$generated/$target"; do
         if [ -d "$seeds" ]; then
