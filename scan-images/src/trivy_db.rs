@@ -50,9 +50,15 @@ impl DbMetadata {
         else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
+        Self::parse(&bytes)
             .map(Some)
             .with_context(|| format!("{}: not a Trivy DB metadata file", path.display()))
+    }
+
+    /// Parses the bytes of a `metadata.json` (the fuzz target's entry).
+    #[doc(hidden)]
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        Ok(serde_json::from_slice(bytes)?)
     }
 
     /// `UpdatedAt` as a time.
