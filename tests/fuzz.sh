@@ -23,7 +23,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${NODEGUARD_FUZZ_SECONDS:-10}"
 crashes="${NODEGUARD_FUZZ_CRASHES:-$root/target/fuzz-crashes}"
-cache="${NODEGUARD_FUZZ_CACHE:-/var/cache/nodeguard-ci/fuzz}"
+cache="${NODEGUARD_FUZZ_CACHE:-${NODEGUARD_CACHE:-/var/cache/nodeguard-ci}/fuzz}"
 input_timeout="${NODEGUARD_FUZZ_INPUT_TIMEOUT:-20}"
 rss_mb="${NODEGUARD_FUZZ_RSS_MB:-1024}"
 shared="${NODEGUARD_SHARED_FIXTURES:-}"

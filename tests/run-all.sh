@@ -60,6 +60,12 @@ fi
 step "tests"
 cargo test --workspace --locked
 
+# Coverage-guided fuzzing (libFuzzer on the stable toolchain; docs/fuzzing.md):
+# every parser of outside input, 10 s each, corpus kept in the cache.
+step "fuzz (every target, ${NODEGUARD_FUZZ_SECONDS:-10} s each)"
+cargo fmt --manifest-path fuzz/Cargo.toml --all --check
+bash tests/fuzz.sh
+
 if [ "$(id -u)" -eq 0 ] && [ -z "${NODEGUARD_SKIP_IMAGE_E2E:-}" ]; then
     # Builds the image offline (static musl binaries, busybox, the scripts)
     # and runs every entrypoint once in it under real containerd.
