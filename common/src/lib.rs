@@ -11,6 +11,7 @@
 //!   report, so a failure is exit 2 with nothing on stdout;
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
+//! - [`text`]: `--format text` for a person (colour, tables);
 //! - [`hostroot`]: path resolution that never escapes the host root;
 //! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
@@ -44,5 +45,6 @@ pub mod metrics;
 pub mod process;
 pub mod redact;
 pub mod report;
+pub mod text;
 
 pub use hostroot::HostRoot;
