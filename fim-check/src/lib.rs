@@ -17,6 +17,7 @@ pub mod merge;
 pub mod policy;
 pub mod report;
 pub mod scan;
+pub mod text;
 pub mod throttle;
 pub mod walk;
 
