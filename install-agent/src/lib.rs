@@ -39,6 +39,7 @@ pub mod report;
 pub mod session;
 pub mod state;
 pub mod template;
+pub mod text;
 pub mod uninstall;
 pub mod verify;
 
