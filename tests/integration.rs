@@ -21,4 +21,5 @@ mod fim_check;
 mod install_agent;
 mod scan_images;
 mod scripts;
+mod text_output;
 mod workspace;
