@@ -128,13 +128,21 @@ where
     C: clap::Parser,
     F: FnOnce(&C, &mut dyn std::io::Write) -> anyhow::Result<u8>,
 {
-    let cli = match C::try_parse() {
+    let cli = match parse::<C>() {
         Ok(cli) => cli,
         Err(err) => return usage_error(tool, &err),
     };
     crate::logging::init();
     let mut stdout = QuietPipe::new(std::io::stdout().lock());
     main_with(tool, || run(&cli, &mut stdout))
+}
+
+/// The command line, with `--version` naming the commit the binary was
+/// built from ([`crate::version::VERSION_LINE`]).
+fn parse<C: clap::Parser>() -> Result<C, clap::Error> {
+    let mut command = C::command().version(crate::version::VERSION_LINE);
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    C::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
 
 /// stdout that ends quietly when its reader goes away: `bench-node --format

@@ -12,6 +12,7 @@
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
 //! - [`text`]: `--format text` for a person (colour, tables);
+//! - [`version`]: `--version` with the commit the binary was built from;
 //! - [`hostroot`]: path resolution that never escapes the host root;
 //! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
@@ -46,5 +47,6 @@ pub mod process;
 pub mod redact;
 pub mod report;
 pub mod text;
+pub mod version;
 
 pub use hostroot::HostRoot;
