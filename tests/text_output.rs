@@ -294,3 +294,46 @@ fn cluster_report_shows_the_worst_nodes_images_and_checks() {
         .env("NODEGUARD_FORMAT", "text"));
     assert!(r.stdout.contains("Worst nodes"), "{}", r.stdout);
 }
+
+#[test]
+fn version_names_the_commit() {
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(harness::workspace_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    for name in [
+        "detect-host",
+        "install-agent",
+        "scan-images",
+        "fim-check",
+        "bench-node",
+        "cluster-report",
+    ] {
+        let r = run(tool(name).arg("--version"));
+        r.assert_code(0);
+        let line = r.stdout.trim_end();
+        let rest = line
+            .strip_prefix(&format!("{name} "))
+            .unwrap_or_else(|| panic!("{line}"));
+        let (version, commit) = rest.split_once(" (commit ").expect(line);
+        assert!(
+            version.split('.').all(|n| n.parse::<u32>().is_ok()),
+            "{line}"
+        );
+        let commit = commit.strip_suffix(')').expect(line);
+        assert!(
+            commit == "unknown" || commit.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{line}"
+        );
+        // Built from this checkout (a prebuilt NODEGUARD_BIN_DIR may differ).
+        if let (Some(head), None) = (&head, std::env::var_os("NODEGUARD_BIN_DIR")) {
+            assert!(
+                head.starts_with(commit) || commit.starts_with(head.as_str()),
+                "{line} vs HEAD {head}"
+            );
+        }
+    }
+}
