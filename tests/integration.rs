@@ -20,6 +20,7 @@ mod detect_host;
 mod fim_check;
 mod install_agent;
 mod scan_images;
+mod scan_this_node;
 mod scripts;
 mod text_output;
 mod workspace;
