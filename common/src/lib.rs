@@ -16,6 +16,7 @@
 //! - [`hostroot`]: path resolution that never escapes the host root;
 //! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
+//! - [`progress`]: progress lines on stderr, only when it is a terminal;
 //! - [`process`]: subprocesses with timeouts that kill the process group;
 //! - [`redact`]: secret values scrubbed from logs, errors and captured output;
 //! - [`metrics`]: Prometheus textfile-collector output;
@@ -44,6 +45,7 @@ pub mod logging;
 pub mod lsm;
 pub mod metrics;
 pub mod process;
+pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod text;
