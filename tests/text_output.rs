@@ -187,6 +187,11 @@ fn fim_check_groups_changes_by_kind_with_attributes() {
     dir.write("root/etc/kubernetes/c.conf", "new\n");
     let r = run(&mut fim("check"));
     r.assert_code(0);
+    assert!(
+        !r.stderr.contains("entries ·"),
+        "no progress line when stderr is not a terminal: {}",
+        r.stderr
+    );
     let text = &r.stdout;
     assert!(!text.contains(ESC), "{text:?}");
     assert!(
