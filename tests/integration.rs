@@ -19,6 +19,7 @@ mod deploy;
 mod detect_host;
 mod fim_check;
 mod install_agent;
+mod package;
 mod scan_images;
 mod scan_this_node;
 mod scripts;
