@@ -217,10 +217,10 @@ fn the_deb_installs_on_a_booted_node_and_every_tool_runs_there() {
     let dist = package_built_tools(&dir);
     let deb = one(&dist, "_amd64.deb");
     let node = node::Node::boot("package", &rootfs, |root| {
-        std::fs::copy(&deb, root.join("tmp/nodeguard.deb")).unwrap();
+        std::fs::copy(&deb, root.join("var/tmp/nodeguard.deb")).unwrap();
     });
     let (code, out) =
-        node.sh("dpkg -i /tmp/nodeguard.deb && dpkg -L nodeguard | grep -c /usr/bin/");
+        node.sh("dpkg -i /var/tmp/nodeguard.deb && dpkg -L nodeguard | grep -c /usr/bin/");
     assert_eq!(code, 0, "{out}");
     assert!(
         out.trim_end().ends_with('7'),
