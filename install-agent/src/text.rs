@@ -7,7 +7,7 @@ use nodeguard_common::report::RunContext;
 use nodeguard_common::text::{scalar, table, Painter, Tone};
 use serde::Serialize;
 
-use crate::report::{AgentReport, StepStatus};
+use crate::report::AgentReport;
 
 /// The report as text (after the common header).
 pub fn render(report: &AgentReport, _ctx: &RunContext, p: &Painter) -> String {
@@ -130,12 +130,13 @@ pub fn render(report: &AgentReport, _ctx: &RunContext, p: &Painter) -> String {
         out.push('\n');
         let mut t = table(["STEP", "STATUS", "TIME", "DETAIL"]);
         for step in &report.steps {
+            // By name, so a status added later still renders.
             let status = word(&step.status);
-            let status = match step.status {
-                StepStatus::Ok | StepStatus::Planned => status,
-                StepStatus::Changed => p.tone(Tone::Good, status),
-                StepStatus::Skipped => p.tone(Tone::Dim, status),
-                StepStatus::Failed => p.tone(Tone::Bad, status),
+            let status = match status.as_str() {
+                "changed" => p.tone(Tone::Good, status),
+                "skipped" | "pending" => p.tone(Tone::Dim, status),
+                "failed" => p.tone(Tone::Bad, status),
+                _ => status,
             };
             let detail = step
                 .error
