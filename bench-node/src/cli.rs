@@ -16,6 +16,9 @@ pub enum OutputFormat {
     Jsonl,
     /// kube-bench's `--json` document (`Controls`, `Totals`).
     KubeBench,
+    /// kube-bench's text layout for a person: `[PASS]/[FAIL]/[WARN]/[INFO]
+    /// <id> <title>`, remediation under failures, counts.
+    Text,
 }
 
 /// `--fail-on` levels.
@@ -89,6 +92,7 @@ impl Cli {
     pub fn common(&self) -> CommonArgs {
         self.common.map_format(|format| match format {
             OutputFormat::Jsonl => Format::Jsonl,
+            OutputFormat::Text => Format::Text,
             OutputFormat::Json | OutputFormat::KubeBench => Format::Json,
         })
     }

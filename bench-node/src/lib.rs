@@ -31,6 +31,7 @@ pub mod layout;
 pub mod mounts;
 pub mod procs;
 pub mod report;
+pub mod text;
 pub mod value;
 pub mod version;
 

@@ -98,6 +98,14 @@ pub struct BenchReport {
 impl Report for BenchReport {
     const SCHEMA_VERSION: u32 = 1;
 
+    fn text(
+        &self,
+        ctx: &nodeguard_common::report::RunContext,
+        painter: &nodeguard_common::text::Painter,
+    ) -> String {
+        crate::text::render(self, ctx, painter)
+    }
+
     fn jsonl_records(&self) -> Vec<Record> {
         let mut records: Vec<Record> = self
             .results

@@ -30,6 +30,7 @@ pub mod jsonl;
 pub mod model;
 pub mod prometheus;
 pub mod records;
+pub mod text;
 pub mod view;
 
 use std::io::Write;
@@ -142,6 +143,13 @@ pub struct Cli {
     #[arg(long, env = "NODEGUARD_PRETTY")]
     pub pretty: bool,
 
+    /// Report format: one JSON document (json), or the cluster at a glance
+    /// for a person (text: worst nodes, images and checks; coloured on a
+    /// terminal unless NO_COLOR is set, CLICOLOR_FORCE=1 forces colour).
+    /// jsonl prints the report as one `report` line.
+    #[arg(long, env = "NODEGUARD_FORMAT", value_enum, default_value = "json")]
+    pub format: Format,
+
     /// Exit 1 when one of these holds (comma-separated).
     #[arg(long, env = "NODEGUARD_FAIL_ON", value_enum, value_delimiter = ',')]
     pub fail_on: Vec<FailOn>,
@@ -158,6 +166,10 @@ pub struct Cli {
 
 impl Report for ClusterView {
     const SCHEMA_VERSION: u32 = SCHEMA_VERSION;
+
+    fn text(&self, ctx: &RunContext, painter: &nodeguard_common::text::Painter) -> String {
+        text::render(self, ctx, painter)
+    }
 }
 
 /// Runs the tool and prints the report to `out` (or writes it to
@@ -224,7 +236,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8> {
         write_output(path, page.as_bytes())?;
     }
     let mut document = Vec::new();
-    report::emit(&mut document, &ctx, &view, Format::Json, cli.pretty)?;
+    report::emit(&mut document, &ctx, &view, cli.format, cli.pretty)?;
     match &cli.output {
         Some(path) => write_output(path, &document)?,
         None => Finish::print(out, &document)?,

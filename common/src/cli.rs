@@ -29,8 +29,10 @@ where
     )]
     pub host_root: PathBuf,
 
-    /// Output format: one JSON document (json) or JSON Lines, one record per
-    /// line (jsonl), plus any format of the tool's own.
+    /// Output format: one JSON document (json), JSON Lines, one record per
+    /// line (jsonl), or a report for a person (text; coloured on a terminal
+    /// unless NO_COLOR is set, CLICOLOR_FORCE=1 forces colour), plus any
+    /// format of the tool's own.
     #[arg(long, env = "NODEGUARD_FORMAT", value_enum, default_value = "json")]
     pub format: F,
 

@@ -128,12 +128,74 @@ where
     C: clap::Parser,
     F: FnOnce(&C, &mut dyn std::io::Write) -> anyhow::Result<u8>,
 {
-    let cli = match C::try_parse() {
+    let cli = match parse::<C>() {
         Ok(cli) => cli,
         Err(err) => return usage_error(tool, &err),
     };
     crate::logging::init();
-    main_with(tool, || run(&cli, &mut std::io::stdout().lock()))
+    let mut stdout = QuietPipe::new(std::io::stdout().lock());
+    main_with(tool, || run(&cli, &mut stdout))
+}
+
+/// The command line, with `--version` naming the commit the binary was
+/// built from ([`crate::version::VERSION_LINE`]).
+fn parse<C: clap::Parser>() -> Result<C, clap::Error> {
+    let mut command = C::command().version(crate::version::VERSION_LINE);
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    C::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// stdout that ends quietly when its reader goes away: `bench-node --format
+/// text | head` prints its first lines and exits with the run's own code,
+/// without a panic or an error line. Once a write meets a broken pipe, the
+/// rest of the report is discarded (the reader asked for no more).
+#[derive(Debug)]
+pub struct QuietPipe<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: std::io::Write> QuietPipe<W> {
+    /// Wraps `inner` (stdout).
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            closed: false,
+        }
+    }
+
+    /// Whether the reader went away.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for QuietPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
 }
 
 /// `--help` and `--version` print as clap does; a command-line mistake is
@@ -195,6 +257,24 @@ fn is_snippet_gutter(line: &str) -> bool {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn a_closed_pipe_is_quiet() {
+        use std::io::Write;
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        let mut out = QuietPipe::new(Closed);
+        out.write_all(b"report\n").unwrap();
+        out.flush().unwrap();
+        assert!(out.closed());
+    }
 
     #[test]
     fn generic_errors_exit_2() {

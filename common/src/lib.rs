@@ -11,9 +11,12 @@
 //!   report, so a failure is exit 2 with nothing on stdout;
 //! - [`cli`]: the flags every tool takes (`--host-root`, `--format`, …);
 //! - [`report`]: the JSON/JSON Lines envelope (`schema_version`, `tool`, …);
+//! - [`text`]: `--format text` for a person (colour, tables);
+//! - [`version`]: `--version` with the commit the binary was built from;
 //! - [`hostroot`]: path resolution that never escapes the host root;
 //! - [`input`]: operator-given files read as regular files only, size-capped;
 //! - [`atomic`]: files written via temp file + fsync + rename;
+//! - [`progress`]: progress lines on stderr, only when it is a terminal;
 //! - [`process`]: subprocesses with timeouts that kill the process group;
 //! - [`redact`]: secret values scrubbed from logs, errors and captured output;
 //! - [`metrics`]: Prometheus textfile-collector output;
@@ -42,7 +45,10 @@ pub mod logging;
 pub mod lsm;
 pub mod metrics;
 pub mod process;
+pub mod progress;
 pub mod redact;
 pub mod report;
+pub mod text;
+pub mod version;
 
 pub use hostroot::HostRoot;

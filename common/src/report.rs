@@ -29,6 +29,9 @@ pub enum Format {
     Json,
     /// One JSON object per line: one per finding, plus a summary.
     Jsonl,
+    /// For a person at a terminal: the same facts, laid out (colour only on
+    /// a terminal, never with NO_COLOR; CLICOLOR_FORCE=1 forces it).
+    Text,
 }
 
 /// Facts about this run that go into every envelope.
@@ -118,6 +121,17 @@ pub trait Report: Serialize {
     fn jsonl_records(&self) -> Vec<Record> {
         vec![Record::new("report", self)]
     }
+
+    /// `--format text`: the report for a person (see [`crate::text`]),
+    /// without the header line. By default its JSON as `key: value` lines;
+    /// each tool renders its own in its `text.rs`.
+    fn text(&self, ctx: &RunContext, painter: &crate::text::Painter) -> String {
+        let _ = ctx;
+        serde_json::to_value(self).map_or_else(
+            |e| format!("cannot render the report: {e}\n"),
+            |v| crate::text::generic(&v, painter),
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -194,6 +208,11 @@ pub fn emit<R: Report>(
                 serde_json::to_writer(&mut buf, &line)?;
                 buf.push(b'\n');
             }
+        }
+        Format::Text => {
+            let painter = crate::text::Painter::for_stdout();
+            buf.extend_from_slice(crate::text::header(ctx, &painter).as_bytes());
+            buf.extend_from_slice(report.text(ctx, &painter).as_bytes());
         }
     }
     out.write_all(&buf)?;

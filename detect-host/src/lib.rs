@@ -41,6 +41,7 @@ pub mod os_release;
 pub mod package;
 pub mod report;
 pub mod runtime;
+pub mod text;
 
 use std::io::Write;
 

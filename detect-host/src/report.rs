@@ -38,4 +38,12 @@ pub struct HostFacts {
 
 impl Report for HostFacts {
     const SCHEMA_VERSION: u32 = 1;
+
+    fn text(
+        &self,
+        ctx: &nodeguard_common::report::RunContext,
+        painter: &nodeguard_common::text::Painter,
+    ) -> String {
+        crate::text::render(self, ctx, painter)
+    }
 }

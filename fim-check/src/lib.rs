@@ -33,6 +33,7 @@ pub mod policy;
 pub mod report;
 pub mod roots;
 pub mod scan;
+pub mod text;
 pub mod throttle;
 pub mod walk;
 pub mod watch;

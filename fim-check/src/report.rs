@@ -126,6 +126,14 @@ pub struct ScanReport {
 impl Report for ScanReport {
     const SCHEMA_VERSION: u32 = 1;
 
+    fn text(
+        &self,
+        ctx: &nodeguard_common::report::RunContext,
+        painter: &nodeguard_common::text::Painter,
+    ) -> String {
+        crate::text::render(self, ctx, painter)
+    }
+
     fn jsonl_records(&self) -> Vec<Record> {
         let mut out: Vec<Record> = self
             .changes

@@ -6,6 +6,7 @@ use crate::hash::{hash_entry, LinkCache, BUF_SIZE};
 use crate::policy::Policy;
 use crate::throttle::RateLimit;
 use crate::walk::{read_links_and_xattrs, Item, Scope, Walker};
+use nodeguard_common::progress::Progress;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
@@ -37,11 +38,13 @@ pub fn scan(
 ) -> anyhow::Result<()> {
     let mut walker = Walker::new(src.root, src.policy, src.scope.clone());
     let links = LinkCache::default();
+    // Entries and bytes hashed, with the rate, on stderr when it is a terminal.
+    let progress = Progress::counter("entries");
     let mut current = walker.next_chunk(CHUNK_ITEMS, CHUNK_BYTES);
     while !current.is_empty() {
         let (next, ()) = rayon::join(
             || walker.next_chunk(CHUNK_ITEMS, CHUNK_BYTES),
-            || enrich(src, &links, &mut current),
+            || enrich(src, &links, &mut current, &progress),
         );
         for item in current.drain(..) {
             sink(item)?;
@@ -51,11 +54,12 @@ pub fn scan(
     Ok(())
 }
 
-fn enrich(src: &Source<'_>, links: &LinkCache, items: &mut [Item]) {
+fn enrich(src: &Source<'_>, links: &LinkCache, items: &mut [Item], progress: &Progress) {
     items.par_iter_mut().for_each(|item| {
         let Item::Entry { entry, dev } = item else {
             return;
         };
+        progress.inc(if entry.wants_hash() { entry.size } else { 0 });
         read_links_and_xattrs(src.root, entry);
         if !entry.wants_hash() || entry.error.as_deref() == Some(crate::walk::VANISHED) {
             return;
@@ -103,7 +107,7 @@ mod tests {
             scope: Scope::default(),
             rate: None,
         };
-        enrich(&src, &LinkCache::default(), &mut items);
+        enrich(&src, &LinkCache::default(), &mut items, &Progress::hidden());
         let entry = |name: &str| -> &Entry {
             items
                 .iter()

@@ -50,6 +50,7 @@ pub mod session;
 mod session_tests;
 pub mod state;
 pub mod template;
+pub mod text;
 pub mod uninstall;
 pub mod verify;
 

@@ -277,6 +277,14 @@ impl AgentReport {
 impl Report for AgentReport {
     const SCHEMA_VERSION: u32 = 1;
 
+    fn text(
+        &self,
+        ctx: &nodeguard_common::report::RunContext,
+        painter: &nodeguard_common::text::Painter,
+    ) -> String {
+        crate::text::render(self, ctx, painter)
+    }
+
     fn jsonl_records(&self) -> Vec<Record> {
         // One summary line, then one line per step: each stays far below
         // the 8 KiB a CRI log line may hold.

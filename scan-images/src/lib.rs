@@ -37,6 +37,7 @@ pub mod report;
 pub mod reports;
 pub mod rootfs;
 pub mod scan;
+pub mod text;
 pub mod trivy;
 pub mod trivy_db;
 pub mod trivy_report;

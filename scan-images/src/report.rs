@@ -210,6 +210,14 @@ impl Summary {
 impl Report for ScanReport {
     const SCHEMA_VERSION: u32 = 1;
 
+    fn text(
+        &self,
+        ctx: &nodeguard_common::report::RunContext,
+        painter: &nodeguard_common::text::Painter,
+    ) -> String {
+        crate::text::render(self, ctx, painter)
+    }
+
     fn jsonl_records(&self) -> Vec<Record> {
         let mut records = Vec::with_capacity(self.images.len() + 2);
         for image in &self.images {

@@ -131,12 +131,23 @@ impl Cycle<'_> {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<ImageResult>>> = Mutex::new(vec![None; images.len()]);
         let workers = self.concurrency.clamp(1, images.len().max(1));
+        // "image i of n" on stderr when it is a terminal.
+        let progress = nodeguard_common::progress::Progress::steps(
+            "image",
+            u64::try_from(images.len()).unwrap_or(u64::MAX),
+        );
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(image) = images.get(i) else { break };
+                    let name = image
+                        .repo_tags
+                        .first()
+                        .map_or(image.image_id.as_str(), String::as_str);
+                    progress.working_on(name);
                     let result = self.scan_image(image);
+                    progress.step(name);
                     results
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(result);

@@ -9,4 +9,5 @@ mod output;
 mod proxy_via_host;
 mod real_proc;
 mod robustness;
+mod text;
 mod worker;
