@@ -58,6 +58,44 @@ fn detect_host_is_one_short_block_without_colour_when_piped() {
 }
 
 #[test]
+fn host_controlled_text_cannot_drive_the_terminal() {
+    // A hostile host sets its os-release name to terminal control
+    // sequences (window title, clear screen, carriage return): a person
+    // reading the text report sees them escaped, never acted on, also
+    // when colour is forced.
+    let dir = TestDir::new("text-hostile");
+    let root = debian_root(&dir);
+    dir.write(
+        "host/etc/os-release",
+        "ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian\u{1b}]0;owned\u{7}\u{1b}[2J\rX\"\n",
+    );
+    let mut cmd = tool("detect-host");
+    cmd.arg("--host-root")
+        .arg(&root)
+        .args(["--format", "text"])
+        .env("CLICOLOR_FORCE", "1")
+        .env_remove("NO_COLOR");
+    let r = run(&mut cmd);
+    r.assert_code(0);
+    let os_line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("Debian"))
+        .unwrap_or_else(|| panic!("no OS line: {:?}", r.stdout));
+    assert!(
+        os_line.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}X"),
+        "{os_line:?}"
+    );
+    for raw in ["\u{1b}]", "\u{7}", "\u{1b}[2J", "\r"] {
+        assert!(
+            !r.stdout.contains(raw),
+            "raw {raw:?} reached the terminal: {:?}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
 fn colour_is_forced_by_clicolor_force_and_never_shown_with_no_color() {
     let dir = TestDir::new("text-colour");
     let r = run(detect_host(&dir)

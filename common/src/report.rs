@@ -211,8 +211,8 @@ pub fn emit<R: Report>(
         }
         Format::Text => {
             let painter = crate::text::Painter::for_stdout();
-            buf.extend_from_slice(crate::text::header(ctx, &painter).as_bytes());
-            buf.extend_from_slice(report.text(ctx, &painter).as_bytes());
+            let rendered = crate::text::header(ctx, &painter) + &report.text(ctx, &painter);
+            buf.extend_from_slice(crate::text::sanitize(&rendered).as_bytes());
         }
     }
     out.write_all(&buf)?;

@@ -182,8 +182,71 @@ pub fn scalar(value: &serde_json::Value) -> String {
     }
 }
 
+/// A rendered text report made safe for a terminal: colour sequences (SGR,
+/// `ESC [ digits ; m`) are kept; every other control character (sequences
+/// that move the cursor, set the window title or clear the screen, `\r`,
+/// backspace), which can only come from a file name, an image tag or a log
+/// line an attacker chose, is shown as `\u{..}` instead of acting on the
+/// operator's terminal.
+pub fn sanitize(rendered: &str) -> String {
+    let mut out = String::with_capacity(rendered.len());
+    let mut chars = rendered.char_indices();
+    while let Some((at, c)) = chars.next() {
+        if c == '\n' || c == '\t' || !c.is_control() {
+            out.push(c);
+            continue;
+        }
+        if c == '\u{1b}' {
+            if let Some(sgr) = rendered.get(at..).and_then(sgr_prefix) {
+                out.push_str(sgr);
+                // The rest of the sequence is ASCII: one char per byte.
+                for _ in 1..sgr.len() {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        out.push_str(&c.escape_unicode().to_string());
+    }
+    out
+}
+
+/// The SGR (colour) sequence at the start of `s`, such as `\x1b[1;31m`.
+fn sgr_prefix(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("\u{1b}[")?;
+    let params = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    if rest.as_bytes().get(params) != Some(&b'm') {
+        return None;
+    }
+    s.get(..2 + params + 1)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sanitize_keeps_colour_and_escapes_the_rest() {
+        let hostile = "\u{1b}[1;31mFAIL\u{1b}[0m /etc/\u{1b}]0;pwned\u{7}x\rlog\u{1b}[2J\tend\n";
+        let safe = sanitize(hostile);
+        assert!(
+            safe.starts_with("\u{1b}[1;31mFAIL\u{1b}[0m /etc/"),
+            "{safe:?}"
+        );
+        assert!(
+            safe.contains("\\u{1b}]0;pwned\\u{7}x\\u{d}log\\u{1b}[2J\tend\n"),
+            "{safe:?}"
+        );
+        assert_eq!(
+            safe.matches('\u{1b}').count(),
+            2,
+            "only the two colour sequences stay"
+        );
+        assert_eq!(sanitize("plain: ünïcödé ✓\n"), "plain: ünïcödé ✓\n");
+        assert_eq!(sanitize("\u{1b}["), "\\u{1b}[");
+    }
+
     use super::*;
 
     #[test]
