@@ -2,7 +2,7 @@
 //! root needed), and end-to-end runs against real systemd nodes booted
 //! with systemd-nspawn (root only; see `e2e`).
 
-mod agent_pkg;
+pub(crate) mod agent_pkg;
 mod e2e;
 mod node;
 mod standin;

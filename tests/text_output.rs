@@ -256,7 +256,11 @@ fn fim_check_groups_changes_by_kind_with_attributes() {
 fn install_agent_lists_its_steps() {
     let dir = TestDir::new("text-agent");
     let host = debian_root(&dir);
-    let sum = "0".repeat(64);
+    // A package file that exists with its real sum, so the plan has steps
+    // (an all-zero sum or a missing file is `not_configured`, which has none).
+    let package = dir.write("packages/tinyagent.deb", "not really a deb, only planned\n");
+    let sum = crate::install_agent::agent_pkg::sha256(&package);
+    let package_line = format!("path = \"{}\"", package.display());
     let profile =
         std::fs::read_to_string(harness::fixtures("install-agent").join("tinyagent.toml.in"))
             .unwrap()
@@ -269,14 +273,8 @@ fn install_agent_lists_its_steps() {
                 },
             )
             .replace("@VERSION@", "1.0.0")
-            .replace(
-                "@SOURCE_DEB@",
-                "path = \"/opt/nodeguard/packages/tinyagent.deb\"",
-            )
-            .replace(
-                "@SOURCE_RPM@",
-                "path = \"/opt/nodeguard/packages/tinyagent.rpm\"",
-            )
+            .replace("@SOURCE_DEB@", &package_line)
+            .replace("@SOURCE_RPM@", &package_line)
             .replace("@SHA256_DEB@", &sum)
             .replace("@SHA256_RPM@", &sum);
     let profile = dir.write("tinyagent.toml", profile);
@@ -288,8 +286,7 @@ fn install_agent_lists_its_steps() {
         .arg(&host)
         .arg("--credentials-dir")
         .arg(dir.join("creds")));
-    // Exit 0 (planned) or 8 (the all-zero sha256 is "not configured").
-    assert!(r.code == 0 || r.code == 8, "{r:?}");
+    r.assert_code(0);
     let text = &r.stdout;
     assert!(!text.contains(ESC), "{text:?}");
     assert!(text.contains("plan tinyagent · "), "{text}");
