@@ -391,18 +391,6 @@ const WAZUH_DEFAULT_OSSEC_CONF: &str = "<!-- Wazuh agent configuration as packag
 </ossec_config>
 ";
 
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("digest")
-        .to_owned()
-}
-
 fn write_file(root: &Path, rel: &str, mode: u32, text: &str) {
     let path = root.join(rel.trim_start_matches('/'));
     fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -476,7 +464,7 @@ fn build_deb(dir: &Path, vendor: Vendor, version: &str, arch: Arch) -> Built {
         .output()
         .expect("dpkg-deb");
     check("dpkg-deb", &out);
-    let sha256 = sha256(&deb);
+    let sha256 = super::agent_pkg::sha256(&deb);
     Built {
         path: deb,
         sha256,
@@ -533,7 +521,7 @@ fn build_rpm(dir: &Path, vendor: Vendor, version: &str, arch: Arch) -> Built {
         a = arch.rpm()
     ));
     assert!(rpm.is_file(), "rpmbuild made no {}", rpm.display());
-    let sha256 = sha256(&rpm);
+    let sha256 = super::agent_pkg::sha256(&rpm);
     Built {
         path: rpm,
         sha256,

@@ -4,7 +4,7 @@
 //! metrics and exit code (`finish`, here).
 //!
 //! A long-running caller (the watcher) uses the same pieces: see
-//! `setup::setup`, `stored::open_for_comparison`, `stored::load_baseline`,
+//! `setup::setup`, `stored::open_for_comparison`,
 //! `check::compare_host` and `crate::judge`.
 
 pub(crate) mod check;

@@ -4,13 +4,12 @@
 
 use super::setup::Setup;
 use crate::baseline::{BaselineError, Header, Reader, Writer, FORMAT_VERSION};
-use crate::entry::{display_path, Entry};
+use crate::entry::display_path;
 use crate::report::BaselineInfo;
 use crate::{EXIT_BASELINE_INTEGRITY, EXIT_BASELINE_MISMATCH};
 use anyhow::{Context, Result};
 use nodeguard_common::atomic::AtomicFile;
 use nodeguard_common::exit::{ToolError, ERROR};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -96,33 +95,6 @@ pub(crate) fn open_for_comparison(path: &Path, s: &mut Setup) -> Result<Baseline
             .collect();
     }
     Ok(reader)
-}
-
-/// A whole baseline in memory, tag verified.
-#[derive(Debug)]
-#[allow(dead_code)] // for `watch` (issue 14)
-pub(crate) struct LoadedBaseline {
-    pub header: Header,
-    /// Entries by path.
-    pub entries: BTreeMap<Vec<u8>, Entry>,
-    /// The baseline carries an HMAC but no key was given to verify it.
-    pub unverified: bool,
-}
-
-/// `open_for_comparison`, then reads every entry and verifies the tag
-/// before returning anything (errors map to exit 3/4 like `check`).
-#[allow(dead_code)] // for `watch` (issue 14)
-pub(crate) fn load_baseline(path: &Path, s: &mut Setup) -> Result<LoadedBaseline> {
-    let mut reader = open_for_comparison(path, s)?;
-    let mut entries = BTreeMap::new();
-    while let Some(e) = reader.next_entry().map_err(|e| baseline_error(path, e))? {
-        entries.insert(e.path.clone(), e);
-    }
-    Ok(LoadedBaseline {
-        header: reader.header().clone(),
-        entries,
-        unverified: reader.unverified,
-    })
 }
 
 /// Refuses a baseline made for another node, config or scope.
